@@ -1,0 +1,38 @@
+# Helpers shared by src/, tests/, examples/ and bench/.
+#
+# accel_area(NAME SOURCES... [TORCH] [DEPS ...])
+#   An OBJECT library `accel_<NAME>` for one layer of the library. TORCH: the layer uses LibTorch
+#   and gets the precompiled torch header. All areas are linked into the one shared library `accel`.
+# accel_test_binary(NAME DIR LABELS ... LIBS ...)
+#   One GoogleTest binary from every *_test.cpp under DIR, registered with CTest by discovery.
+
+set(ACCEL_INCLUDE_DIR ${PROJECT_SOURCE_DIR}/include)
+
+function(accel_apply_pch target)
+  if(ACCEL_USE_PCH)
+    if(TARGET accel_pch AND NOT "${target}" STREQUAL "accel_pch")
+      target_precompile_headers(${target} REUSE_FROM accel_pch)
+    endif()
+  endif()
+endfunction()
+
+function(accel_area name)
+  cmake_parse_arguments(A "TORCH" "" "SOURCES;DEPS" ${ARGN})
+  if(NOT A_SOURCES)
+    return()  # a layer with no sources yet
+  endif()
+  add_library(accel_${name} OBJECT ${A_SOURCES})
+  target_include_directories(accel_${name} PUBLIC
+    $<BUILD_INTERFACE:${ACCEL_INCLUDE_DIR}> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_compile_options(accel_${name} PRIVATE ${ACCEL_WARNINGS})
+  target_link_libraries(accel_${name} PUBLIC Threads::Threads ${A_DEPS})
+  if(A_TORCH)
+    target_link_libraries(accel_${name} PUBLIC torch)
+    accel_apply_pch(accel_${name})
+  endif()
+  set_property(GLOBAL APPEND PROPERTY ACCEL_AREAS accel_${name})
+endfunction()
+
+find_package(GTest REQUIRED)
+include(GoogleTest)
+

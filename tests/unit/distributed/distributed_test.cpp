@@ -1,0 +1,250 @@
+// Several ranks on CPU with Gloo (tier 2): each test starts N processes of this binary running a
+// DISABLED_Worker test, which asserts closed-form expectations on its rank.
+#include "accel/accelerator.h"
+#include "accel/distributed/grad_sync.h"
+
+#include "support/compare.h"
+#include "support/multiprocess.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/optim/adamw.h>
+#include <torch/optim/sgd.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <numeric>
+#include <set>
+
+using namespace accel;
+using accel::testing::describe;
+using accel::testing::run_ranks;
+using accel::testing::tensors_close;
+
+namespace {
+
+struct NetImpl : torch::nn::Module {
+  NetImpl() : a(register_module("a", torch::nn::Linear(6, 32))), b(register_module("b", torch::nn::Linear(32, 3))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return b(torch::tanh(a(x))); }
+  torch::nn::Linear a, b;
+};
+TORCH_MODULE(Net);
+
+int env_int(const char* name, int dflt) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : dflt;
+}
+
+void expect_all_ranks_pass(const std::vector<accel::testing::RankResult>& results) {
+  for (const auto& r : results) {
+    ASSERT_FALSE(r.timed_out) << describe(results);
+    ASSERT_EQ(r.exit_code, 0) << describe(results);
+    ASSERT_NE(r.output.find("[  PASSED  ] 1 test"), std::string::npos) << describe(results);
+  }
+}
+
+constexpr int64_t kB = 4;
+
+std::pair<at::Tensor, at::Tensor> global_batch(int world) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(123);
+  return {at::randn({world * kB, 6}, gen), at::randn({world * kB, 3}, gen)};
+}
+
+}  // namespace
+
+// ---- workers -----------------------------------------------------------------------------------
+
+// One step on N ranks x batch B == one process on the concatenated batch N*B (fp32, rtol 1e-5).
+TEST(DISABLED_Worker, Equivalence) {
+  const double bucket_mb = std::atof(std::getenv("BUCKET_MB") ? std::getenv("BUCKET_MB") : "25");
+  Accelerator acc(AcceleratorOptions().cpu(true).ddp(DDPOptions().bucket_cap_mb(bucket_mb).first_bucket_cap_mb(bucket_mb)));
+  const int world = acc.num_processes();
+  const int rank = acc.process_index();
+  torch::manual_seed(100 + rank);  // different init per rank: prepare must broadcast rank 0's
+  auto model = acc.prepare(Net());
+  auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-2)));
+  auto [x, y] = global_batch(world);
+  acc.backward(torch::mse_loss(model->forward(x.narrow(0, rank * kB, kB)), y.narrow(0, rank * kB, kB)));
+  opt->step();
+
+  torch::manual_seed(100);  // rank 0's init
+  Net ref;
+  torch::optim::AdamW ref_opt(ref->parameters(), torch::optim::AdamWOptions(1e-2));
+  torch::mse_loss(ref->forward(x), y).backward();
+  ref_opt.step();
+  auto p = model->parameters();
+  auto q = ref->parameters();
+  for (size_t i = 0; i < p.size(); ++i) {
+    EXPECT_TRUE(tensors_close(p[i], q[i], 1e-5, 1e-6, "param " + std::to_string(i)));
+  }
+  if (bucket_mb < 0.01) EXPECT_EQ(model.state()->sync->bucket_sizes().size(), p.size());
+}
+
+// Shadow model: inside no_sync the prepared model's gradients are the local ones (and differ
+// across ranks); on the sync step they are the average of every rank's (and equal everywhere).
+TEST(DISABLED_Worker, NoSyncShadow) {
+  Accelerator acc(AcceleratorOptions().cpu(true).gradient_accumulation_steps(2));
+  const int world = acc.num_processes();
+  const int rank = acc.process_index();
+  torch::manual_seed(5);
+  auto model = acc.prepare(Net());
+  torch::manual_seed(5);
+  Net shadow;
+  auto [x, y] = global_batch(world);
+  at::Tensor xr = x.narrow(0, rank * kB, kB), yr = y.narrow(0, rank * kB, kB);
+  for (int micro = 0; micro < 2; ++micro) {
+    auto sync = acc.accumulate(model);
+    acc.backward(torch::mse_loss(model->forward(xr), yr));
+    torch::NoGradGuard ng;
+    (void)ng;
+    {
+      torch::AutoGradMode on(true);
+      (torch::mse_loss(shadow->forward(xr), yr) / 2.0).backward();
+    }
+    at::Tensor g = model->parameters()[0].grad().detach().clone();
+    at::Tensor gs = shadow->parameters()[0].grad().detach().clone();
+    at::Tensor all = acc.gather(g.unsqueeze(0));
+    at::Tensor all_shadow = acc.gather(gs.unsqueeze(0));
+    if (!acc.sync_gradients()) {
+      EXPECT_TRUE(tensors_close(g, gs, 1e-6, 1e-7, "no_sync grad == local grad"));
+      EXPECT_FALSE(at::allclose(all[0], all[1])) << "gradients should differ inside no_sync";
+    } else {
+      for (int r = 1; r < world; ++r) EXPECT_TRUE(at::equal(all[0], all[r])) << "rank " << r;
+      EXPECT_TRUE(tensors_close(g, all_shadow.mean(0), 1e-5, 1e-7, "sync grad == mean of shadows"));
+    }
+  }
+}
+
+TEST(DISABLED_Worker, GatherForMetricsCountsEachExampleOnce) {
+  Accelerator acc(AcceleratorOptions().cpu(true));
+  auto loader = acc.prepare(data::make_loader<at::Tensor>(
+      2001, [](const data::Indices& idx) { return at::tensor(idx); }, data::DataLoaderOptions(16)));
+  std::vector<int64_t> seen;
+  for (auto& batch : *loader) {
+    at::Tensor all = acc.gather_for_metrics(batch);
+    for (int64_t i = 0; i < all.size(0); ++i) seen.push_back(all[i].item<int64_t>());
+  }
+  EXPECT_EQ(seen.size(), 2001u);
+  std::set<int64_t> uniq(seen.begin(), seen.end());
+  EXPECT_EQ(uniq.size(), 2001u);
+}
+
+TEST(DISABLED_Worker, Collectives) {
+  Accelerator acc(AcceleratorOptions().cpu(true));
+  const int world = acc.num_processes();
+  const int rank = acc.process_index();
+  at::Tensor t = at::full({2}, static_cast<float>(rank + 1));
+  EXPECT_FLOAT_EQ(acc.reduce(t, "sum")[0].item<float>(), world * (world + 1) / 2.0f);
+  EXPECT_FLOAT_EQ(acc.reduce(t, "mean")[0].item<float>(), (world + 1) / 2.0f);
+  EXPECT_FLOAT_EQ(acc.reduce(t, "max")[0].item<float>(), static_cast<float>(world));
+  at::Tensor g = acc.gather(at::full({1, 3}, rank));
+  ASSERT_EQ(g.size(0), world);
+  for (int r = 0; r < world; ++r) EXPECT_EQ(g[r][0].item<int64_t>(), r);
+  at::Tensor b = acc.broadcast(rank == 1 ? at::arange(5) : at::zeros({2}, at::kLong), 1);
+  EXPECT_TRUE(at::equal(b, at::arange(5)));
+  at::Tensor ragged = at::ones({rank + 1, 2});
+  at::Tensor padded = acc.pad_across_processes(ragged, 0, -1);
+  EXPECT_EQ(padded.size(0), world);
+  EXPECT_EQ(padded.sum().item<float>(), 2.0f * (rank + 1) - 2.0f * (world - rank - 1));
+  auto objs = acc.gather_object("rank" + std::to_string(rank));
+  ASSERT_EQ(objs.size(), static_cast<size_t>(world));
+  EXPECT_EQ(objs[world - 1], "rank" + std::to_string(world - 1));
+  EXPECT_EQ(acc.broadcast_object(rank == 0 ? "hello" : ""), "hello");
+  std::vector<int> items(7);
+  std::iota(items.begin(), items.end(), 0);
+  auto mine = acc.split_between_processes(items);
+  auto counts = acc.gather(at::full({1}, static_cast<int64_t>(mine.size())));
+  EXPECT_EQ(counts.sum().item<int64_t>(), 7);
+  EXPECT_EQ(acc.split_between_processes(items, true).size(), (7 + world - 1) / static_cast<size_t>(world));
+  if (rank == world - 1) acc.set_trigger();
+  EXPECT_TRUE(acc.check_trigger());
+  EXPECT_FALSE(acc.check_trigger());
+  std::string order;
+  acc.main_process_first([&] { order = "ran"; });
+  EXPECT_EQ(order, "ran");
+  acc.wait_for_everyone();
+}
+
+TEST(DISABLED_Worker, ShapeMismatchIsAnErrorNotAHang) {
+  Accelerator acc(AcceleratorOptions().cpu(true));
+  const int rank = acc.process_index();
+  try {
+    acc.gather(at::zeros({rank + 2, 3}));
+    FAIL() << "expected a DistributedError";
+  } catch (const accel::DistributedError& e) {
+    std::string msg = e.what_without_backtrace();
+    EXPECT_NE(msg.find("rank 0: [2, 3]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("rank 1: [3, 3]"), std::string::npos) << msg;
+  }
+}
+
+TEST(DISABLED_Worker, MissingRankTimesOut) {
+  auto start = std::chrono::steady_clock::now();
+  try {
+    Accelerator acc(AcceleratorOptions().cpu(true));
+    FAIL() << "rendezvous should have failed";
+  } catch (const accel::DistributedError& e) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("rendezvous failed after %.1f s: %s\n", s, e.what_without_backtrace());
+    EXPECT_LT(s, 30.0);
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("127.0.0.1"), std::string::npos);
+  }
+}
+
+// Rank 1 dies after the first step; rank 0's next backward must fail with an error, not hang.
+TEST(DISABLED_Worker, PeerDeathIsAnError) {
+  Accelerator acc(AcceleratorOptions().cpu(true));
+  auto model = acc.prepare(Net());
+  auto [x, y] = global_batch(acc.num_processes());
+  acc.backward(torch::mse_loss(model->forward(x), y));
+  if (acc.process_index() == 1) std::_Exit(3);
+  try {
+    for (int i = 0; i < 3; ++i) acc.backward(torch::mse_loss(model->forward(x), y));
+    FAIL() << "expected a DistributedError";
+  } catch (const accel::DistributedError& e) {
+    std::printf("rank 0 saw: %s\n", e.what_without_backtrace());
+  }
+}
+
+// ---- drivers -----------------------------------------------------------------------------------
+
+TEST(Distributed, OneStepEqualsConcatenatedBatchOn2And4Ranks) {
+  for (int world : {2, 4}) {
+    expect_all_ranks_pass(run_ranks(world, "DISABLED_Worker.Equivalence"));
+  }
+}
+
+TEST(Distributed, OneBucketPerParameterStillEquivalent) {
+  expect_all_ranks_pass(run_ranks(2, "DISABLED_Worker.Equivalence", {{"BUCKET_MB", "0.000001"}}));
+}
+
+TEST(Distributed, NoSyncShadowModel) {
+  expect_all_ranks_pass(run_ranks(2, "DISABLED_Worker.NoSyncShadow"));
+}
+
+TEST(Distributed, GatherForMetrics2001On2And3Ranks) {
+  for (int world : {2, 3}) expect_all_ranks_pass(run_ranks(world, "DISABLED_Worker.GatherForMetricsCountsEachExampleOnce"));
+}
+
+TEST(Distributed, Collectives) {
+  expect_all_ranks_pass(run_ranks(3, "DISABLED_Worker.Collectives"));
+}
+
+TEST(Distributed, ShapeMismatch) {
+  expect_all_ranks_pass(run_ranks(2, "DISABLED_Worker.ShapeMismatchIsAnErrorNotAHang"));
+}
+
+TEST(Distributed, RankThatNeverJoinsTimesOut) {
+  auto results = run_ranks(2, "DISABLED_Worker.MissingRankTimesOut", {{"ACCEL_TIMEOUT", "3"}}, 60, {1});
+  ASSERT_FALSE(results[0].timed_out) << describe(results);
+  EXPECT_EQ(results[0].exit_code, 0) << describe(results);
+}
+
+TEST(Distributed, PeerDeathFailsTheOtherRank) {
+  auto results = run_ranks(2, "DISABLED_Worker.PeerDeathIsAnError", {{"ACCEL_TIMEOUT", "20"}}, 60);
+  ASSERT_FALSE(results[0].timed_out) << describe(results);
+  EXPECT_EQ(results[0].exit_code, 0) << describe(results);
+  EXPECT_EQ(results[1].exit_code, 3) << describe(results);
+}

@@ -1,0 +1,84 @@
+// `accel env`: the bug-report block has every section, shows the config in use, and rejects
+// unknown flags with the closest valid one.
+#include "accel/launcher/cli.h"
+#include "accel/launcher/questionnaire.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <sstream>
+
+namespace {
+
+std::string fixture(const std::string& name) { return std::string(ACCEL_SOURCE_DIR) + "/tests/fixtures/configs/" + name; }
+
+int run_env(const std::vector<std::string>& args, std::string* out, std::string* err) {
+  testing::internal::CaptureStdout();
+  testing::internal::CaptureStderr();
+  int rc = accel::launcher::env_main(args);
+  *out = testing::internal::GetCapturedStdout();
+  *err = testing::internal::GetCapturedStderr();
+  return rc;
+}
+
+}  // namespace
+
+TEST(EnvCommand, ReportHasEverySection) {
+  std::string out, err;
+  ASSERT_EQ(run_env({"--config_file", fixture("multi_node.yaml")}, &out, &err), 0) << err;
+  for (const char* section :
+       {"Copy-and-paste the text below in your GitHub issue", "- `accel` version: ", "- Build: LibTorch ",
+        "CUDA backend (NCCL) compiled: ", "Gloo (CPU collectives) compiled: ", "- Compiler: ", "- C++ standard: 20",
+        "- Platform: Linux-", "- CPU: ", "logical CPUs online", "- System RAM: ", " GiB total, ", "- CUDA available: ",
+        "- GPU type: ", "- Distributed backends: gloo ", "- `accel` config file: ", "- `accel` config:\n"}) {
+    EXPECT_NE(out.find(section), std::string::npos) << "missing '" << section << "' in:\n" << out;
+  }
+  EXPECT_NE(out.find("- `accel` version: " + accel::launcher::version() + "\n"), std::string::npos);
+  EXPECT_NE(out.find(fixture("multi_node.yaml")), std::string::npos);
+  // The config's contents, one indented item per line.
+  EXPECT_NE(out.find("\t- distributed_type: MULTI_GPU\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\t- main_process_ip: 10.0.0.1\n"), std::string::npos) << out;
+}
+
+TEST(EnvCommand, ReportWithoutConfigAndWithABrokenOne) {
+  std::ostringstream os;
+  const char* old = std::getenv("ACCEL_CONFIG_FILE");
+  std::string saved = old ? old : "";
+  std::string home = std::getenv("HOME") ? std::getenv("HOME") : "";
+  std::string hf = std::getenv("HF_HOME") ? std::getenv("HF_HOME") : "";
+  setenv("ACCEL_CONFIG_FILE", "/nonexistent/accel/cfg.yaml", 1);
+  setenv("HF_HOME", "/nonexistent/hf", 1);
+  accel::launcher::write_env_report(os, "");
+  EXPECT_NE(os.str().find("- `accel` config: not found (looked at /nonexistent/accel/cfg.yaml and "
+                          "/nonexistent/hf/accelerate/default_config.yaml)"),
+            std::string::npos)
+      << os.str();
+  if (old) {
+    setenv("ACCEL_CONFIG_FILE", saved.c_str(), 1);
+  } else {
+    unsetenv("ACCEL_CONFIG_FILE");
+  }
+  if (!hf.empty()) {
+    setenv("HF_HOME", hf.c_str(), 1);
+  } else {
+    unsetenv("HF_HOME");
+  }
+  std::ostringstream bad;
+  accel::launcher::write_env_report(bad, fixture("invalid_keys.yaml"));
+  EXPECT_NE(bad.str().find("cannot be loaded: "), std::string::npos) << bad.str();
+  EXPECT_NE(bad.str().find("unknown key 'invalid_key'"), std::string::npos) << bad.str();
+}
+
+TEST(EnvCommand, HelpAndUsageErrors) {
+  std::string out, err;
+  EXPECT_EQ(run_env({"--help"}, &out, &err), 0);
+  EXPECT_NE(out.find("usage: accel env [--config_file PATH]"), std::string::npos) << out;
+  EXPECT_EQ(run_env({"--config"}, &out, &err), 2);
+  EXPECT_NE(err.find("accel env: error: unknown flag '--config'; did you mean '--config_file'?"), std::string::npos)
+      << err;
+  EXPECT_EQ(run_env({"extra"}, &out, &err), 2);
+  EXPECT_EQ(run_env({"--config_file", "/nonexistent.yaml"}, &out, &err), 1);
+  EXPECT_NE(err.find("does not exist"), std::string::npos) << err;
+}
+
+TEST(EnvCommand, CudaDeviceCountIsNonNegative) { EXPECT_GE(accel::launcher::cuda_device_count(), 0); }
