@@ -18,12 +18,15 @@
 #include "accel/distributed/process_group.h"
 #include "accel/precision/autocast.h"
 #include "accel/precision/grad_scaler.h"
+#include "accel/tracking/tracker.h"
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 #include <torch/optim/optimizer.h>
 
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,8 +104,8 @@ class PreparedModel {
     return a->forward(std::forward<Args>(args)...);
   }
 
-  /// The user's module, without accel's wrapping.
-  const M& module() const { return module_; }
+  /// The user's module, without accel's wrapping (a holder sharing the same module).
+  M module() const { return module_; }
   std::shared_ptr<Impl> ptr() const { return detail::ModuleTraits<M>::ptr(module_); }
   const std::shared_ptr<detail::ModelState>& state() const { return state_; }
 
@@ -241,7 +244,7 @@ class Accelerator {
   /// A data loader: sharded for this rank, batches moved to the device.
   template <typename B>
   std::shared_ptr<data::DataLoader<B>> prepare(std::shared_ptr<data::DataLoader<B>> loader) {
-    prepare_loader(*loader);
+    prepare_loader(loader);
     return loader;
   }
 
@@ -321,6 +324,58 @@ class Accelerator {
   void set_trigger() { trigger_ = true; }
   bool check_trigger();
 
+  // ---- checkpoints -------------------------------------------------------------------------
+  /// Saves everything needed to resume exactly (see docs/checkpoints.md): weights, optimizer,
+  /// schedulers, scaler, every rank's RNG, loaders' epoch and position, counters and registered
+  /// objects. Atomic: the folder appears complete or not at all. With no folder, needs
+  /// project().automatic_checkpoint_naming: writes project_dir/checkpoints/checkpoint_<iteration>
+  /// and keeps at most project().total_limit of them. Collective: call on every rank.
+  std::filesystem::path save_state(const std::string& dir = "");
+  /// Restores a folder written by save_state (with no folder: the latest automatic checkpoint).
+  /// Every file is verified (size, checksum, shapes) before anything is changed. A checkpoint
+  /// from another world size loads weights and optimizer state; the data position then cannot
+  /// transfer and is reported (loaders restart their saved epoch).
+  void load_state(const std::string& dir = "");
+  /// Objects with `std::map<std::string, at::Tensor> state_dict()` and
+  /// `void load_state_dict(const std::map<std::string, at::Tensor>&)`, saved by save_state.
+  template <typename T>
+  void register_for_checkpointing(std::shared_ptr<T> obj) {
+    custom_.push_back({[obj] { return obj->state_dict(); },
+                       [obj](const std::map<std::string, at::Tensor>& s) { obj->load_state_dict(s); }});
+  }
+  /// The model's weights on the CPU, keyed by parameter/buffer name (unwrapped).
+  template <typename M>
+  std::map<std::string, at::Tensor> get_state_dict(const PreparedModel<M>& model) const {
+    return module_state(*model.ptr());
+  }
+  /// Writes the model's weights as `model.safetensors` (sharded with an index above
+  /// `max_shard_bytes`) in `dir`, on the main process only; returns the files written.
+  template <typename M>
+  std::vector<std::filesystem::path> save_model(const PreparedModel<M>& model, const std::string& dir,
+                                                int64_t max_shard_bytes = int64_t{10} << 30) {
+    return save_module(*model.ptr(), dir, max_shard_bytes);
+  }
+  /// The next iteration of `loader` starts at batch `n` (Accelerate's skip_first_batches).
+  template <typename B>
+  std::shared_ptr<data::DataLoader<B>> skip_first_batches(std::shared_ptr<data::DataLoader<B>> loader, int64_t n) {
+    loader->skip_first_batches(n);
+    return loader;
+  }
+  /// Index of the next automatic checkpoint.
+  int64_t save_iteration() const { return iteration_; }
+
+  // ---- tracking ----------------------------------------------------------------------------
+  /// Starts the trackers named in options().log_with() (plus `extra`) under the logging folder
+  /// (project().logging_dir(), else project_dir/logs, else ./logs), main process only.
+  void init_trackers(const std::string& project, const tracking::Values& config = {},
+                     std::vector<std::unique_ptr<tracking::GeneralTracker>> extra = {});
+  /// Logs to every tracker (main process only; a no-op before init_trackers on other ranks).
+  void log(const tracking::Values& values, int64_t step);
+  /// Finishes the trackers.
+  void end_training();
+  /// The tracker called `name` (nullptr when absent or not started here).
+  tracking::GeneralTracker* get_tracker(const std::string& name) const;
+
   // ---- misc --------------------------------------------------------------------------------
   /// Seeds torch's CPU and CUDA generators (seed + rank when device_specific).
   void set_seed(uint64_t seed, bool device_specific = false);
@@ -331,7 +386,7 @@ class Accelerator {
   }
   /// The original model of a prepared one.
   template <typename M>
-  const M& unwrap_model(const PreparedModel<M>& model) const { return model.module(); }
+  M unwrap_model(const PreparedModel<M>& model) const { return model.module(); }
   /// Drops accel's references to prepared objects, resets the step counter and releases cached
   /// device memory.
   void free_memory();
@@ -344,7 +399,10 @@ class Accelerator {
   std::shared_ptr<detail::ModelState> prepare_module(std::shared_ptr<torch::nn::Module> module);
   std::shared_ptr<AcceleratedOptimizer> prepare_optimizer(std::shared_ptr<torch::optim::Optimizer> opt);
   std::shared_ptr<AcceleratedScheduler> prepare_scheduler_fn(std::function<void()> step);
-  void prepare_loader(data::DataLoaderBase& loader);
+  void prepare_loader(std::shared_ptr<data::DataLoaderBase> loader);
+  std::map<std::string, at::Tensor> module_state(torch::nn::Module& m) const;
+  std::vector<std::filesystem::path> save_module(torch::nn::Module& m, const std::string& dir, int64_t max_shard_bytes);
+  std::vector<std::shared_ptr<detail::ModelState>> live_models() const;
   SyncGuard accumulate_states(std::vector<std::shared_ptr<detail::ModelState>> states);
   std::tuple<int64_t, int64_t, int64_t> split_range(int64_t n, bool apply_padding) const;
   void print_line(const std::string& line) const;
@@ -362,6 +420,14 @@ class Accelerator {
   std::vector<std::weak_ptr<AcceleratedOptimizer>> optimizers_;
   std::vector<std::weak_ptr<AcceleratedScheduler>> schedulers_;
   std::vector<data::DataLoaderBase*> active_loaders_;
+  std::vector<std::weak_ptr<data::DataLoaderBase>> loaders_;
+  struct Custom {
+    std::function<std::map<std::string, at::Tensor>()> save;
+    std::function<void(const std::map<std::string, at::Tensor>&)> load;
+  };
+  std::vector<Custom> custom_;
+  int64_t iteration_ = 0;
+  std::unique_ptr<tracking::Trackers> trackers_;
   std::shared_ptr<bool> alive_;  // loaders' hooks check it before touching the Accelerator
 };
 

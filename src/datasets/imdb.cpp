@@ -2,6 +2,7 @@
 #include "accel/datasets/imdb.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 
@@ -242,12 +244,18 @@ void curl_global_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-int run_tar(const fs::path& archive, const fs::path& dest) {
-  std::string a = archive.string(), d = dest.string();
+/// Runs `tar -xzf archive -C dest` with its stderr in `log`; returns the exit status (-1: no run).
+int run_tar(const fs::path& archive, const fs::path& dest, const fs::path& log) {
+  std::string a = archive.string(), d = dest.string(), l = log.string();
   std::vector<char*> argv = {const_cast<char*>("tar"), const_cast<char*>("-xzf"), a.data(),
                              const_cast<char*>("-C"), d.data(), nullptr};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, l.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
-  if (posix_spawnp(&pid, "tar", nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int rc = posix_spawnp(&pid, "tar", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return -1;
   int status = 0;
   if (waitpid(pid, &status, 0) < 0) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -316,9 +324,18 @@ fs::path download_imdb(const std::string& url, const std::string& sha256, const 
   fs::remove_all(tmp_dir, ec);
   fs::create_directories(tmp_dir, ec);
   Cleanup dir_guard{tmp_dir};
-  int trc = run_tar(tmp_file, tmp_dir);
-  ACCEL_CHECK_INPUT(trc == 0, "extracting ", tmp_file.string(), " with `tar -xzf` failed (exit ", trc,
-                    "). HINT: install tar and gzip, and check free disk space (~500 MB).");
+  const fs::path tar_log = cache_dir / (".tar-stderr-" + tag);
+  Cleanup log_guard{tar_log};
+  int trc = run_tar(tmp_file, tmp_dir, tar_log);
+  if (trc != 0) {
+    std::ifstream in(tar_log);
+    std::string msg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    for (char& c : msg) c = c == '\n' ? ';' : c;
+    ACCEL_CHECK_INPUT(false, "extracting ", tmp_file.string(), " with `tar -xzf` failed (exit ", trc,
+                      msg.empty() ? std::string() : ": " + msg, "). HINT: the archive is damaged, or tar/gzip ",
+                      "are missing, or the disk is full (~500 MB needed).");
+  }
   const fs::path extracted = tmp_dir / "aclImdb";
   ACCEL_CHECK_INPUT(is_imdb_dir(extracted), "the archive from ", url, " has no aclImdb/ folder with ",
                     "train/{pos,neg}. HINT: the URL must point to aclImdb_v1.tar.gz.");

@@ -6,6 +6,8 @@
 #include "accel/launcher/config_file.h"
 #include "accel/launcher/questionnaire.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -134,7 +136,7 @@ std::optional<bool> parse_yes_no(const std::string& s) {
 // Reads answers line by line; every question goes through ask().
 class Prompter {
  public:
-  Prompter(std::istream& in, std::ostream& out) : in_(in), out_(out) {}
+  Prompter(std::istream& in, std::ostream& out, bool echo) : in_(in), out_(out), echo_(echo) {}
 
   // Asks `question` until `convert` accepts the answer (it returns an error message or "").
   // An empty answer takes `default_answer` when there is one.
@@ -150,6 +152,7 @@ class Prompter {
                                   "answer per line (an empty line takes the default), or use `accel config default`."));
       }
       std::string answer = trim(line);
+      if (echo_) out_ << answer << "\n";
       if (answer.empty() && default_answer) answer = *default_answer;
       const std::string error = check(answer);
       if (error.empty()) return answer;
@@ -202,6 +205,7 @@ class Prompter {
  private:
   std::istream& in_;
   std::ostream& out_;
+  bool echo_;
 };
 
 // ---- help texts -------------------------------------------------------------------------------
@@ -260,7 +264,8 @@ int usage_error(const std::string& msg) {
 
 int run_interactive(const ParsedArgs& a) {
   const std::string path = a.get("--config_file", default_config_path());
-  ClusterConfig config = run_config_questionnaire(std::cin, std::cout);
+  // Piped answers are not echoed by a terminal: write them after their prompts.
+  ClusterConfig config = run_config_questionnaire(std::cin, std::cout, !isatty(STDIN_FILENO));
   save_config_file(config, path);
   std::cout << "accel configuration saved at " << path << "\n";
   return 0;
@@ -310,8 +315,8 @@ int run_update(const ParsedArgs& a) {
 
 // ---- the questionnaire -----------------------------------------------------------------------
 
-ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out) {
-  Prompter p(in, out);
+ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool echo_answers) {
+  Prompter p(in, out, echo_answers);
   ClusterConfig c;
   p.ask_options("In which compute environment are you running?", {"This machine"}, 0);
   c.compute_environment = "LOCAL_MACHINE";

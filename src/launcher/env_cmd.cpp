@@ -171,7 +171,9 @@ void write_env_report(std::ostream& out, const std::string& config_file_arg) {
       << "GCC "
 #endif
       << __VERSION__ << "\n";
-  out << "- C++ standard: " << __cplusplus << "\n";
+  const long cxx = __cplusplus;
+  out << "- C++ standard: C++" << (cxx > 202002L ? "23" : cxx >= 202002L ? "20" : cxx >= 201703L ? "17" : "14")
+      << " (__cplusplus " << cxx << ")\n";
   out << "- Platform: " << platform << (distro.empty() ? "" : " (" + distro + ")") << "\n";
   out << "- CPU: " << cpu_summary() << "\n";
   out << "- System RAM: " << gib(kib("MemTotal")) << " total, " << gib(kib("MemAvailable")) << " available\n";

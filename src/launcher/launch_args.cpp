@@ -141,10 +141,19 @@ bool parse_bool(const std::string& flag, const std::string& v) {
   throw UsageError("--" + flag + " expects true or false, got '" + v + "'");
 }
 
+// torchrun's --tee values: 0-3, or per-rank "0:3,1:1".
+bool is_tee_selector(const std::string& v) {
+  return !v.empty() && v.find_first_not_of("0123456789:,") == std::string::npos;
+}
+
 void set_value(LaunchArgs& a, const FlagSpec& f, const std::string& v, bool has_value) {
   const std::string name = f.name;
   switch (f.kind) {
     case Kind::kBool: {
+      if (name == "tee" && has_value && is_tee_selector(v)) {
+        a.tee = v != "0";  // torchrun: 0 none, 1 stdout, 2 stderr, 3 both
+        return;
+      }
       const bool b = has_value ? parse_bool(name, v) : true;
       if (name == "quiet") a.quiet = b;
       else if (name == "debug") a.debug = b;
@@ -248,6 +257,12 @@ LaunchArgs parse_launch_args(const std::vector<std::string>& args) {
       // -q, -t, -h; also -q=... is not meaningful, so only the bare short flag.
       if (tok.size() == 2) spec = find_short(tok[1]);
       if (spec == nullptr) unknown_flag(tok, normalize(tok.substr(1)));
+    }
+    // Accelerate/torchrun spell --tee with a stream selector ("--tee 3", "--tee 0:3,1:1").
+    if (std::string(spec->name) == "tee" && !has_value && i + 1 < args.size() &&
+        is_tee_selector(args[i + 1])) {
+      value = args[++i];
+      has_value = true;
     }
     if (spec->kind != Kind::kBool && !has_value) {
       if (i + 1 >= args.size())

@@ -335,9 +335,11 @@ std::string find_program(const std::string& program, const std::string& path_env
   size_t start = 0;
   while (true) {
     const size_t colon = path_env.find(':', start);
-    std::string dir = path_env.substr(start, colon == std::string::npos ? colon : colon - start);
-    if (dir.empty()) dir = ".";
-    const std::string cand = dir + "/" + program;
+    // Built by appending: GCC 12 warns falsely (-Wrestrict) on `dir = "."` here.
+    std::string cand = path_env.substr(start, colon == std::string::npos ? colon : colon - start);
+    if (cand.empty()) cand.push_back('.');
+    cand.push_back('/');
+    cand.append(program);
     struct stat st{};
     if (::stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(cand.c_str(), X_OK) == 0)
       return cand;

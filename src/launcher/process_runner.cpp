@@ -190,6 +190,25 @@ class Runner {
   LaunchResult run() {
     SignalScope signals;
     wake_fd_ = signals.read_fd();
+    try {
+      return run_attempts();
+    } catch (...) {
+      // Never leave workers behind, whatever went wrong (a throwing callback, fork failure, ...).
+      for (Worker& w : workers_) {
+        send(w, SIGKILL);
+        if (w.running) {
+          while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
+          }
+          w.running = false;
+        }
+      }
+      close_group();
+      throw;
+    }
+  }
+
+ private:
+  LaunchResult run_attempts() {
     LaunchResult result;
     for (int attempt = 0;; ++attempt) {
       start_group(attempt, result);
@@ -233,7 +252,6 @@ class Runner {
     return result;
   }
 
- private:
   void note(const std::string& s) {
     if (!c_.quiet) write_all(o_.err_fd, s);
   }

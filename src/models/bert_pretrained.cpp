@@ -100,6 +100,11 @@ LoadReport load_into(torch::nn::Module& model, const BertConfig& config, bool mo
     }
     const checkpoint::TensorEntry& e = ck.entry(original);
     torch::Tensor& dst = it->second;
+    if (c10::IntArrayRef(e.shape) != dst.sizes() && options.ignore_mismatched_sizes()) {
+      report.mismatched_keys.push_back(c10::str(original, ": checkpoint ", shape_str(e.shape), " vs model ",
+                                                shape_str(dst.sizes())));
+      continue;
+    }
     ACCEL_CHECK_INPUT(c10::IntArrayRef(e.shape) == dst.sizes(), "tensor '", original, "' has shape ",
                       shape_str(e.shape), " in '", ck.file_of(original).string(), "' but the model's '",
                       name, "' expects ", shape_str(dst.sizes()),
@@ -200,6 +205,7 @@ std::string LoadReport::to_string() const {
   };
   list("missing (newly initialised)", missing_keys);
   list("unexpected (not used)", unexpected_keys);
+  list("mismatched (skipped)", mismatched_keys);
   return o.str();
 }
 
@@ -216,12 +222,14 @@ BertForSequenceClassification bert_for_sequence_classification_from_pretrained(c
                                                                                 std::optional<int64_t> num_labels,
                                                                                 LoadReport* report) {
   BertConfig cfg = BertConfig::from_pretrained(folder);
+  LoadOptions options;
   if (num_labels && *num_labels != cfg.num_labels) {
     cfg.num_labels = *num_labels;
     cfg.id2label.clear();
+    options.ignore_mismatched_sizes(true);  // the encoder is checked against config.json above
   }
   BertForSequenceClassification model(cfg);
-  LoadReport r = load_pretrained(*model, folder);
+  LoadReport r = load_pretrained(*model, folder, options);
   if (report != nullptr) *report = std::move(r);
   return model;
 }

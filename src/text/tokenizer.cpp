@@ -48,7 +48,60 @@ inline uint64_t hash_bytes(const char* p, size_t n) {
   return h;
 }
 
-/// Open-addressing hash table from byte strings (stored in an arena) to ids.
+inline uint64_t load_partial(const char* p, size_t n) {  // n <= 8 bytes, zero-filled
+  uint64_t v = 0;
+  std::memcpy(&v, p, n);
+  return v;
+}
+
+/// A growable byte buffer that always keeps >= kSlack readable bytes after its end, so keys can be
+/// loaded 8 bytes at a time without bounds checks.
+class WordBuf {
+ public:
+  static constexpr size_t kSlack = 16;
+  WordBuf() { buf_.resize(256 + kSlack); }
+  void clear() { len_ = 0; }
+  bool empty() const { return len_ == 0; }
+  size_t size() const { return len_; }
+  const char* data() const { return buf_.data(); }
+  void push(char c) {
+    if (len_ + 1 + kSlack > buf_.size()) grow(1);
+    buf_[len_++] = c;
+  }
+  void reserve_more(size_t n) {
+    if (len_ + n + kSlack > buf_.size()) grow(n);
+  }
+  void push_unchecked(char c) { buf_[len_++] = c; }
+
+ private:
+  void grow(size_t n) { buf_.resize(std::max(buf_.size() * 2, len_ + n + kSlack)); }
+  std::vector<char> buf_;
+  size_t len_ = 0;
+};
+
+/// Loads the first n bytes of p (n <= 16) as two zero-padded words; p must have 16 readable bytes.
+inline void load_key(const char* p, size_t n, uint64_t& k0, uint64_t& k1) {
+  uint64_t a, b;
+  std::memcpy(&a, p, 8);
+  std::memcpy(&b, p + 8, 8);
+  if (n >= 16) {
+    k0 = a;
+    k1 = b;
+  } else if (n >= 8) {
+    k0 = a;
+    k1 = n == 8 ? 0 : b & (~0ULL >> (8 * (16 - n)));
+  } else {
+    k0 = n == 0 ? 0 : a & (~0ULL >> (8 * (8 - n)));
+    k1 = 0;
+  }
+}
+
+inline uint64_t hash_key(uint64_t k0, uint64_t k1, size_t n) {
+  return mix64(k0 * 0x9E3779B97F4A7C15ULL ^ mix64(k1 + n));
+}
+
+/// Open-addressing hash table from byte strings to ids. Keys up to 16 bytes live in the slot;
+/// longer ones in an arena.
 class StringTable {
  public:
   void build(const std::vector<std::pair<std::string_view, int32_t>>& items) {
@@ -57,52 +110,67 @@ class StringTable {
     slots_.assign(cap, Slot{});
     mask_ = cap - 1;
     arena_.clear();
-    size_t total = 0;
-    for (const auto& kv : items) total += kv.first.size();
-    arena_.reserve(total);
     for (const auto& [key, id] : items) {
-      uint64_t h = hash_bytes(key.data(), key.size());
-      size_t i = h & mask_;
-      bool dup = false;
-      while (slots_[i].id >= 0) {
-        const Slot& s = slots_[i];
-        if (s.tag == static_cast<uint32_t>(h >> 32) && s.len == key.size() &&
-            std::memcmp(arena_.data() + s.offset, key.data(), key.size()) == 0) {
-          dup = true;  // first occurrence wins (like a vocab.txt read line by line)
-          break;
-        }
-        i = (i + 1) & mask_;
-      }
-      if (dup) continue;
+      if (find_any(key.data(), key.size()) >= 0) continue;  // first occurrence wins
       Slot s;
-      s.tag = static_cast<uint32_t>(h >> 32);
-      s.offset = static_cast<uint32_t>(arena_.size());
       s.len = static_cast<uint32_t>(key.size());
       s.id = id;
-      arena_.append(key);
+      uint64_t h;
+      if (key.size() <= 16) {
+        char tmp[32] = {};
+        std::memcpy(tmp, key.data(), key.size());
+        load_key(tmp, key.size(), s.k0, s.k1);
+        h = hash_key(s.k0, s.k1, key.size());
+      } else {
+        s.k0 = arena_.size();
+        arena_.append(key);
+        h = hash_bytes(key.data(), key.size());
+      }
+      size_t i = h & mask_;
+      while (slots_[i].id >= 0) i = (i + 1) & mask_;
       slots_[i] = s;
       max_len_ = std::max(max_len_, key.size());
     }
   }
 
+  /// p must have WordBuf::kSlack readable bytes after p + n.
   int32_t find(const char* p, size_t n) const {
-    uint64_t h = hash_bytes(p, n);
-    uint32_t tag = static_cast<uint32_t>(h >> 32);
-    size_t i = h & mask_;
+    if (n <= 16) {
+      uint64_t k0, k1;
+      load_key(p, n, k0, k1);
+      size_t i = hash_key(k0, k1, n) & mask_;
+      while (true) {
+        const Slot& s = slots_[i];
+        if (s.id < 0) return -1;
+        if (s.k0 == k0 && s.k1 == k1 && s.len == n) return s.id;
+        i = (i + 1) & mask_;
+      }
+    }
+    size_t i = hash_bytes(p, n) & mask_;
     while (true) {
       const Slot& s = slots_[i];
       if (s.id < 0) return -1;
-      if (s.tag == tag && s.len == n && std::memcmp(arena_.data() + s.offset, p, n) == 0) return s.id;
+      if (s.len == n && std::memcmp(arena_.data() + s.k0, p, n) == 0) return s.id;
       i = (i + 1) & mask_;
     }
+  }
+
+  /// Like find, for any string (copies short keys to a padded buffer).
+  int32_t find_any(const char* p, size_t n) const {
+    if (slots_.empty()) return -1;
+    if (n <= 16) {
+      char tmp[32] = {};
+      std::memcpy(tmp, p, n);
+      return find(tmp, n);
+    }
+    return find(p, n);
   }
 
   size_t max_len() const { return max_len_; }
 
  private:
   struct Slot {
-    uint32_t tag = 0;
-    uint32_t offset = 0;
+    uint64_t k0 = 0, k1 = 0;  // the key (<= 16 bytes), or k0 = arena offset
     uint32_t len = 0;
     int32_t id = -1;
   };
@@ -115,21 +183,22 @@ class StringTable {
 // ASCII actions.
 enum : uint8_t { kAppend = 0, kDelim = 1, kIsolate = 2, kSkip = 3 };
 
-inline void append_utf8(std::string& s, uint32_t cp) {
+inline void append_utf8(WordBuf& s, uint32_t cp) {
+  s.reserve_more(4);
   if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
+    s.push_unchecked(static_cast<char>(cp));
   } else if (cp < 0x800) {
-    s.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    s.push_unchecked(static_cast<char>(0xC0 | (cp >> 6)));
+    s.push_unchecked(static_cast<char>(0x80 | (cp & 0x3F)));
   } else if (cp < 0x10000) {
-    s.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    s.push_unchecked(static_cast<char>(0xE0 | (cp >> 12)));
+    s.push_unchecked(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    s.push_unchecked(static_cast<char>(0x80 | (cp & 0x3F)));
   } else {
-    s.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    s.push_unchecked(static_cast<char>(0xF0 | (cp >> 18)));
+    s.push_unchecked(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    s.push_unchecked(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    s.push_unchecked(static_cast<char>(0x80 | (cp & 0x3F)));
   }
 }
 
@@ -195,9 +264,9 @@ struct WordPieceTokenizer::Impl {
   int32_t ascii_single_id[128] = {};
 
   void finish();
-  void encode_segment(const char* s, size_t n, std::vector<int32_t>& out, std::string& word,
+  void encode_segment(const char* s, size_t n, std::vector<int32_t>& out, WordBuf& word,
                       size_t budget) const;
-  void word_piece(const std::string& word, std::vector<int32_t>& out) const;
+  void word_piece(const WordBuf& word, std::vector<int32_t>& out) const;
   void encode_text(std::string_view text, std::vector<int32_t>& out, size_t budget) const;
 };
 
@@ -222,7 +291,7 @@ void WordPieceTokenizer::Impl::finish() {
   full.build(all);
   cont.build(conts);
 
-  auto lookup = [&](const std::string& t) { return full.find(t.data(), t.size()); };
+  auto lookup = [&](const std::string& t) { return full.find_any(t.data(), t.size()); };
   if (unk < 0) unk = lookup("[UNK]");
   ACCEL_CHECK_INPUT(unk >= 0, "the vocabulary has no unknown token ([UNK]). HINT: use a BERT "
                     "WordPiece vocabulary (vocab.txt or tokenizer.json of a BERT model).");
@@ -263,7 +332,7 @@ void WordPieceTokenizer::Impl::finish() {
     } else if (fc & detail::kPunct) {
       ascii_action[b] = kIsolate;
       char ch = static_cast<char>(c);
-      int32_t id = full.find(&ch, 1);
+      int32_t id = full.find_any(&ch, 1);
       ascii_single_id[b] = id >= 0 ? id : unk;
     } else {
       ascii_action[b] = kAppend;
@@ -271,7 +340,7 @@ void WordPieceTokenizer::Impl::finish() {
   }
 }
 
-void WordPieceTokenizer::Impl::word_piece(const std::string& word, std::vector<int32_t>& out) const {
+void WordPieceTokenizer::Impl::word_piece(const WordBuf& word, std::vector<int32_t>& out) const {
   const size_t n = word.size();
   const char* w = word.data();
   if (n > max_input_chars_per_word) {
@@ -313,7 +382,7 @@ void WordPieceTokenizer::Impl::word_piece(const std::string& word, std::vector<i
 }
 
 void WordPieceTokenizer::Impl::encode_segment(const char* s, size_t n, std::vector<int32_t>& out,
-                                              std::string& word, size_t budget) const {
+                                              WordBuf& word, size_t budget) const {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(s);
   const unsigned char* end = p + n;
   word.clear();
@@ -359,7 +428,7 @@ void WordPieceTokenizer::Impl::encode_segment(const char* s, size_t n, std::vect
     if (b < 0x80) {
       switch (ascii_action[b]) {
         case kAppend:
-          word.push_back(ascii_char[b]);
+          word.push(ascii_char[b]);
           break;
         case kDelim:
           if (!word.empty()) {
@@ -401,7 +470,7 @@ void WordPieceTokenizer::Impl::encode_segment(const char* s, size_t n, std::vect
 
 void WordPieceTokenizer::Impl::encode_text(std::string_view text, std::vector<int32_t>& out,
                                            size_t budget) const {
-  thread_local std::string word;
+  thread_local WordBuf word;
   if (added.empty()) {
     encode_segment(text.data(), text.size(), out, word, budget);
     return;
@@ -840,7 +909,7 @@ std::string WordPieceTokenizer::decode(const std::vector<int64_t>& ids, const De
 }
 
 int64_t WordPieceTokenizer::token_to_id(std::string_view token) const {
-  return impl_->full.find(token.data(), token.size());
+  return impl_->full.find_any(token.data(), token.size());
 }
 
 const std::string& WordPieceTokenizer::id_to_token(int64_t id) const {

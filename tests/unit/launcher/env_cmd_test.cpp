@@ -28,7 +28,7 @@ TEST(EnvCommand, ReportHasEverySection) {
   ASSERT_EQ(run_env({"--config_file", fixture("multi_node.yaml")}, &out, &err), 0) << err;
   for (const char* section :
        {"Copy-and-paste the text below in your GitHub issue", "- `accel` version: ", "- Build: LibTorch ",
-        "CUDA backend (NCCL) compiled: ", "Gloo (CPU collectives) compiled: ", "- Compiler: ", "- C++ standard: 20",
+        "CUDA backend (NCCL) compiled: ", "Gloo (CPU collectives) compiled: ", "- Compiler: ", "- C++ standard: C++20",
         "- Platform: Linux-", "- CPU: ", "logical CPUs online", "- System RAM: ", " GiB total, ", "- CUDA available: ",
         "- GPU type: ", "- Distributed backends: gloo ", "- `accel` config file: ", "- `accel` config:\n"}) {
     EXPECT_NE(out.find(section), std::string::npos) << "missing '" << section << "' in:\n" << out;

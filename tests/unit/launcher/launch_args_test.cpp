@@ -101,6 +101,15 @@ TEST(LaunchArgs, BoolFlagsTakeEqualsValue) {
   EXPECT_NE(usage_error({"--cpu=maybe", "p"}).find("expects true or false"), std::string::npos);
 }
 
+TEST(LaunchArgs, TeeTakesTorchrunSelectors) {
+  const LaunchArgs a = parse_launch_args({"--tee", "3", "prog", "1"});
+  EXPECT_TRUE(a.tee);
+  EXPECT_EQ(a.program, "prog");
+  EXPECT_FALSE(parse_launch_args({"--tee=0", "prog"}).tee);
+  EXPECT_TRUE(parse_launch_args({"-t", "0:3,1:1", "prog"}).tee);
+  EXPECT_EQ(parse_launch_args({"--tee", "./prog"}).program, "./prog");
+}
+
 TEST(LaunchArgs, UnknownFlagNamesItAndTheClosest) {
   const std::string e = usage_error({"--num_proceses", "2", "prog"});
   EXPECT_NE(e.find("unknown flag '--num_proceses'"), std::string::npos) << e;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iomanip>
 #include <sstream>
 
@@ -410,6 +411,41 @@ TEST(BertSave, RoundTripSingleAndSharded) {
   LoadReport r;
   auto two = bert_for_sequence_classification_from_pretrained(dir / "single", 2, &r);
   EXPECT_EQ(two->classifier->weight.size(0), 2);
+  EXPECT_EQ(r.mismatched_keys.size(), 2u) << r.to_string();
+  EXPECT_EQ(r.missing_keys, (std::vector<std::string>{"classifier.bias", "classifier.weight"}));
+  EXPECT_NE(r.to_string().find("classifier.weight: checkpoint [3, 32] vs model [2, 32]"), std::string::npos)
+      << r.to_string();
+}
+
+// transformers loads what save_pretrained wrote and gives the fixture's logits. Runs when the
+// reference venv exists (not in CI); tools/reference/check_bert_reference.py does it for MiniLM.
+TEST(BertSave, TransformersLoadsOurSave) {
+  const fs::path py = fs::path(ACCEL_SOURCE_DIR) / ".venv-ref" / "bin" / "python";
+  if (!fs::exists(py)) GTEST_SKIP() << "no " << py;
+  TempDir dir;
+  auto model = tiny_model();
+  save_pretrained(*model, dir / "saved", SavePretrainedOptions().max_shard_size(40000));
+  const fs::path script = dir / "check.py";
+  {
+    std::ofstream out(script);
+    out << R"PY(
+import sys, torch
+from safetensors.torch import load_file
+from transformers import BertForSequenceClassification
+m, info = BertForSequenceClassification.from_pretrained(sys.argv[1], output_loading_info=True)
+m.eval()
+x = load_file(sys.argv[2] + "/inputs.safetensors")
+e = load_file(sys.argv[2] + "/expected.safetensors")
+with torch.no_grad():
+    logits = m(input_ids=x["input_ids"], attention_mask=x["attention_mask"], token_type_ids=x["token_type_ids"]).logits
+d = (logits - e["logits"]).abs().max().item()
+bad = {k: v for k, v in info.items() if v}
+print("transformers logits max abs diff", d, "loading info", bad)
+sys.exit(0 if d <= 1e-5 and not bad and m.config.id2label[2] == "positive" else 1)
+)PY";
+  }
+  const std::string cmd = py.string() + " " + script.string() + " " + (dir / "saved").string() + " " + kTiny.string();
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
 TEST(BertDefaultModelDir, SearchOrder) {

@@ -1,4 +1,5 @@
 // Autocast guard and loss scaler (PyTorch GradScaler's algorithm), on CPU.
+#include "accel/core/error.h"
 #include "accel/precision/autocast.h"
 #include "accel/precision/grad_scaler.h"
 
