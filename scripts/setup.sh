@@ -18,7 +18,7 @@ say() { printf '[setup] %s\n' "$*"; }
 # ---- 1. system packages --------------------------------------------------------------------
 apt_pkgs=(build-essential cmake ninja-build ccache git pkg-config curl libcurl4-openssl-dev
           libgloo-dev libgtest-dev libgmock-dev libyaml-cpp-dev nlohmann-json3-dev
-          python3-venv clang-format gnuplot-nox)
+          python3-venv clang-format gnuplot-nox iproute2)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

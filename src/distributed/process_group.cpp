@@ -13,6 +13,12 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstring>
 
 namespace accel::distributed {
@@ -39,6 +45,29 @@ std::string what_of(const std::exception_ptr& e) {
   } catch (...) {
     return "unknown error";
   }
+}
+
+// The local address on the route to `host` (no packet is sent: a UDP connect only picks the
+// route). Empty when it cannot be determined.
+std::string local_address_towards(const std::string& host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr) return "";
+  std::string out;
+  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_in local{};
+    socklen_t len = sizeof(local);
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+      char buf[INET_ADDRSTRLEN];
+      if (::inet_ntop(AF_INET, &local.sin_addr, buf, sizeof(buf))) out = buf;
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  ::freeaddrinfo(res);
+  return out;
 }
 
 class C10dWork : public Work {
@@ -214,6 +243,9 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
       } else if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      } else if (std::string local = local_address_towards(state.master_addr, state.master_port); !local.empty()) {
+        // The interface that reaches the master reaches the other machines too.
+        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
       } else {
         o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
       }

@@ -76,7 +76,7 @@ TEST(BatchSamplerShard, SplitBatches) {
   // 22 samples, global batch 4: last batch [20, 21] padded with [0, 1].
   EXPECT_EQ(shard_range(22, 4, 0, 2, false, true).back(), (Indices{20, 21}));
   EXPECT_EQ(shard_range(22, 4, 1, 2, false, true).back(), (Indices{0, 1}));
-  EXPECT_EQ(shard_range(21, 4, 1, 2, false, true).back(), (Indices{0, 1}));
+  EXPECT_EQ(shard_range(21, 4, 1, 2, false, true).back(), (Indices{1, 2}));  // [20] + [0, 1, 2, ...]
   EXPECT_EQ(shard_range(21, 4, 0, 2, false, true).back(), (Indices{20, 0}));
   // even_batches off: rank 1 gets nothing from the short last batch.
   EXPECT_EQ(shard_range(21, 4, 1, 2, false, true, false).size(), 5u);

@@ -258,7 +258,7 @@ TEST(Accelerator, Bf16TrainingReachesFp32Loss) {
     torch::manual_seed(0);
     auto model = acc.prepare(toy::Net());
     auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(2e-3)));
-    auto [x, y] = toy::make_data(4096, 1);
+    auto [x, y] = toy::make_data(2048, 1);
     auto loader = acc.prepare(data::make_tensor_loader({x, y}, data::DataLoaderOptions(64).shuffle(true)));
     double last = 0;
     int n = 0;

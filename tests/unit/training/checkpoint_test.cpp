@@ -206,8 +206,10 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
   for (size_t i = 0; i < wa.size(); ++i) EXPECT_TRUE(at::equal(wa[i], wb[i]));
   EXPECT_EQ(b.counter->step, 7);
   EXPECT_EQ(b.loader->epoch(), 1);
-  // Both continue identically.
+  // Both continue identically (they share the process's generator: give each the same stream).
+  auto rng = checkpoint::capture_rng_states();
   a.train(5);
+  checkpoint::restore_rng_states(rng);
   b.train(5);
   wa = a.weights();
   wb = b.weights();
