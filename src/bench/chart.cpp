@@ -48,7 +48,7 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
   const auto gp = dir / "chart.gp";
   {
     std::ofstream d(dat);
-    d << "precision samples mem1 mem2\n";
+    d << "# precision samples/s mem1_MiB mem2_MiB\n";
     for (const auto& r : report.results) {
       if (!r.ran) continue;
       const std::string name = r.precision == "no" ? "fp32" : r.precision;
@@ -57,6 +57,8 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
         << to_mib(cuda ? r.cuda_peak_reserved_bytes : r.peak_tensor_bytes) << "\n";
     }
   }
+  int rows = 0;
+  for (const auto& r : report.results) rows += r.ran ? 1 : 0;
   const bool cairo = std::system("gnuplot -e 'set terminal pngcairo' >/dev/null 2>&1") == 0;
   char title[512];
   std::snprintf(title, sizeof title, "%s, batch %lld x seq %lld, %s, %d threads", report.model.c_str(),
@@ -70,6 +72,7 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
     g << "set multiplot layout 1,2 title " << gp_quote(title) << "\n";
     g << "set style data histograms\nset style fill solid 0.85 border -1\nset boxwidth 0.8\n";
     g << "set grid ytics\nset yrange [0:*]\nset offsets 0,0,graph 0.12,0\nset key top left\n";
+    g << "set xrange [-0.6:" << rows - 0.4 << "]\n";
     // Left: throughput.
     g << "set title 'throughput (higher is better)'\nset ylabel 'samples/s'\n";
     g << "set style histogram clustered gap 1\n";

@@ -84,12 +84,12 @@ std::string cpu_support_note(const std::string& precision) {
   if (precision == "bf16") {
     if (cpu_has_flag("amx_bf16")) return "native (AMX-BF16)";
     if (cpu_has_flag("avx512_bf16")) return "native (AVX512-BF16)";
-    return "emulated: this CPU has no AVX512-BF16/AMX-BF16, bf16 matmuls are converted to fp32";
+    return "emulated: this CPU has no AVX512-BF16/AMX-BF16; bf16 matmuls run on slower fallback kernels";
   }
   if (precision == "fp16") {
     if (cpu_has_flag("amx_fp16")) return "native (AMX-FP16)";
     if (cpu_has_flag("avx512_fp16")) return "native (AVX512-FP16)";
-    return "emulated: this CPU has no AVX512-FP16/AMX-FP16, fp16 matmuls are converted to fp32";
+    return "emulated: this CPU has no AVX512-FP16/AMX-FP16; fp16 matmuls run on slower fallback kernels";
   }
   return "";
 }
@@ -300,44 +300,63 @@ double training_flops_per_step(int64_t non_embedding_parameters, int64_t layers,
 }
 
 std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std::vector<std::string>& dtypes,
-                                           const std::vector<int64_t>& sizes, int64_t reps, double budget_s) {
+                                           const std::vector<int64_t>& sizes_in, int64_t reps, double budget_s) {
   std::vector<GemmResult> out;
   torch::NoGradGuard no_grad;
+  auto sizes = sizes_in;
+  std::sort(sizes.begin(), sizes.end());
   for (const auto& name : dtypes) {
     const auto dtype = name == "fp32" ? torch::kFloat : name == "bf16" ? torch::kBFloat16 : torch::kHalf;
-    for (auto n : sizes) {
-      GemmResult g;
-      g.dtype = name;
-      g.size = n;
-      try {
-        auto opts = torch::TensorOptions().dtype(dtype).device(torch::Device(device));
-        auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
-        auto c = torch::empty({n, n}, opts);
-        synchronize(device);
-        auto t0 = Clock::now();
-        torch::mm_out(c, a, b);  // untimed: first-call setup
-        synchronize(device);
-        const double first = seconds_since(t0);
-        // Fast devices: at least `reps` and enough calls to fill a fraction of the budget.
-        int64_t want = reps;
-        if (first > 0 && first * static_cast<double>(reps) > budget_s)
-          want = std::max<int64_t>(1, static_cast<int64_t>(budget_s / first));
-        if (is_cuda_device(device)) want = std::max<int64_t>(want, 20);
-        std::vector<double> times;
-        for (int64_t i = 0; i < want; ++i) {
-          auto t = Clock::now();
-          torch::mm_out(c, a, b);
-          synchronize(device);
-          times.push_back(seconds_since(t));
+    for (const std::string layout : {"nn", "nt", "tn"}) {
+      double prev_first = 0;
+      int64_t prev_n = 0;
+      for (auto n : sizes) {
+        GemmResult g;
+        g.dtype = name;
+        g.layout = layout;
+        g.size = n;
+        const double predicted = prev_n > 0 ? prev_first * std::pow(static_cast<double>(n) / prev_n, 3) : 0.0;
+        if (predicted > budget_s) {
+          char buf[160];
+          std::snprintf(buf, sizeof buf, "skipped: about %.1f s per call (from n=%lld) exceeds the %.1f s budget",
+                        predicted, static_cast<long long>(prev_n), budget_s);
+          g.error = buf;
+          out.push_back(g);
+          continue;
         }
-        g.reps = want;
-        g.median_s = quantile(times, 0.5);
-        g.tflops = g.median_s > 0 ? 2.0 * std::pow(static_cast<double>(n), 3) / g.median_s / 1e12 : 0.0;
-      } catch (const std::exception& e) {
-        g.error = e.what();
-        if (auto nl = g.error.find('\n'); nl != std::string::npos) g.error = g.error.substr(0, nl);
+        try {
+          auto opts = torch::TensorOptions().dtype(dtype).device(torch::Device(device));
+          auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+          if (layout == "nt") b = b.t();  // a @ b.t(), as nn::Linear computes x W^T
+          if (layout == "tn") a = a.t();  // a.t() @ b, as the weight gradient
+          auto c = torch::empty({n, n}, opts);
+          synchronize(device);
+          auto t0 = Clock::now();
+          torch::mm_out(c, a, b);  // first call: setup, untimed unless it is all the budget allows
+          synchronize(device);
+          const double first = seconds_since(t0);
+          prev_first = first;
+          prev_n = n;
+          std::vector<double> times;
+          int64_t want = reps;
+          if (first * static_cast<double>(reps) > budget_s) want = static_cast<int64_t>(budget_s / first);
+          if (is_cuda_device(device)) want = std::max<int64_t>(want, 20);
+          if (want < 1) times.push_back(first);  // one call is all the budget allows
+          for (int64_t i = 0; i < want; ++i) {
+            auto t = Clock::now();
+            torch::mm_out(c, a, b);
+            synchronize(device);
+            times.push_back(seconds_since(t));
+          }
+          g.reps = static_cast<int64_t>(times.size());
+          g.median_s = quantile(times, 0.5);
+          g.tflops = g.median_s > 0 ? 2.0 * std::pow(static_cast<double>(n), 3) / g.median_s / 1e12 : 0.0;
+        } catch (const std::exception& e) {
+          g.error = e.what();
+          if (auto nl = g.error.find('\n'); nl != std::string::npos) g.error = g.error.substr(0, nl);
+        }
+        out.push_back(g);
       }
-      out.push_back(g);
     }
   }
   return out;
@@ -608,21 +627,22 @@ std::string PrecisionReport::to_table() const {
     }
   }
   if (!gemm.empty()) {
-    os << "GEMM peak (median per size, best size):";
+    os << "GEMM peak (median per call, best of sizes and layouts nn/nt/tn):";
     for (const std::string d : {"fp32", "bf16", "fp16"}) {
       double best = 0;
       int64_t at = 0;
-      std::string err;
+      std::string err, layout;
       bool any = false;
       for (const auto& g : gemm) {
         if (g.dtype != d) continue;
         any = true;
         if (!g.error.empty()) err = g.error;
-        if (g.tflops > best) best = g.tflops, at = g.size;
+        if (g.error.empty() && g.tflops > best) best = g.tflops, at = g.size, layout = g.layout;
       }
       if (!any) continue;
       if (best > 0) {
-        std::snprintf(buf, sizeof buf, " %s %.3f TFLOP/s (n=%lld);", d.c_str(), best, static_cast<long long>(at));
+        std::snprintf(buf, sizeof buf, " %s %.3f TFLOP/s (n=%lld, %s);", d.c_str(), best, static_cast<long long>(at),
+                      layout.c_str());
       } else {
         std::snprintf(buf, sizeof buf, " %s failed (%s);", d.c_str(), err.c_str());
       }
@@ -640,7 +660,7 @@ std::string PrecisionReport::to_table() const {
 std::string PrecisionReport::to_json() const {
   json g = json::array();
   for (const auto& x : gemm)
-    g.push_back({{"dtype", x.dtype}, {"size", x.size}, {"reps", x.reps}, {"median_s", x.median_s},
+    g.push_back({{"dtype", x.dtype}, {"layout", x.layout}, {"size", x.size}, {"reps", x.reps}, {"median_s", x.median_s},
                  {"tflops", x.tflops}, {"error", x.error}});
   json rs = json::array();
   for (const auto& r : results) rs.push_back(result_json(r));

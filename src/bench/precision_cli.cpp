@@ -35,7 +35,8 @@ void usage(std::FILE* out) {
                "  --cpu                    use the CPU even when a GPU is present\n"
                "  --seed S                 weights and batches (default 0)\n"
                "  --gemm_sizes LIST        GEMM sizes (default 1024,2048)\n"
-               "  --gemm_reps N            timed GEMMs per size (default 5)\n"
+               "  --gemm_reps N            timed GEMMs per size and layout (default 5)\n"
+               "  --gemm_budget_s S        rough seconds per dtype, layout and size (default 3)\n"
                "  --no_gemm                skip the GEMM microbenchmark (no MFU)\n"
                "  --in_process             run every precision in this process (no per-precision peak RSS)\n"
                "  --no_progress            no progress bars\n\n"
@@ -156,6 +157,7 @@ PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& a
       for (const auto& s : split_list(value())) sizes.push_back(to_int(k, s));
       o.gemm_sizes(sizes);
     } else if (k == "--gemm_reps") o.gemm_reps(to_int(k, value()));
+    else if (k == "--gemm_budget_s") o.gemm_budget_s(to_double(k, value()));
     else if (k == "--no_gemm") o.gemm(false);
     else if (k == "--no_progress") o.progress(false);
     else {

@@ -68,7 +68,7 @@ struct PrecisionBenchmarkOptions {
   /// Timed repetitions per GEMM size (after one untimed). Default 5; fewer when one GEMM takes
   /// longer than gemm_budget_s / reps.
   TORCH_ARG(int64_t, gemm_reps) = 5;
-  /// Rough time budget per dtype and size of the GEMM microbenchmark, seconds. Default 3.
+  /// Rough time budget per dtype, layout and size of the GEMM microbenchmark, seconds. Default 3.
   TORCH_ARG(double, gemm_budget_s) = 3.0;
   /// Show a progress bar per precision on stderr. Default true.
   TORCH_ARG(bool, progress) = true;
@@ -77,11 +77,14 @@ struct PrecisionBenchmarkOptions {
 /// One GEMM microbenchmark measurement.
 struct GemmResult {
   std::string dtype;        ///< "fp32" | "bf16" | "fp16"
+  /// Operand layout: "nn" (a @ b), "nt" (a @ b.t(), nn::Linear's forward), "tn" (a.t() @ b, its
+  /// weight gradient). CPU kernels for bf16/fp16 without native instructions differ by layout.
+  std::string layout;
   int64_t size = 0;         ///< n of the n x n x n matmul
   int64_t reps = 0;         ///< timed repetitions
   double median_s = 0;      ///< median seconds per matmul
   double tflops = 0;        ///< 2 n^3 / median_s / 1e12
-  std::string error;        ///< why it did not run (empty when it did)
+  std::string error;        ///< why it did not run (empty when it did; "skipped: ..." when too slow)
 };
 
 /// Everything measured for one precision.
@@ -141,7 +144,8 @@ struct PrecisionReport {
 
   /// The result for `precision` ("no"/"fp32", "bf16", "fp16"); nullptr when absent.
   const PrecisionResult* find(const std::string& precision) const;
-  /// Best GEMM TFLOP/s measured for `dtype` ("fp32", "bf16", "fp16"); 0 when none.
+  /// Best GEMM TFLOP/s measured for `dtype` ("fp32", "bf16", "fp16") over sizes and layouts; 0
+  /// when none.
   double gemm_peak(const std::string& dtype) const;
   /// A terminal table with ratios to fp32 and the GEMM/MFU lines.
   std::string to_table() const;
@@ -159,8 +163,10 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& options
 PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& options, const std::string& precision,
                                      PrecisionReport* report_out = nullptr);
 
-/// Median time and TFLOP/s of square matmuls per dtype ("fp32", "bf16", "fp16") on `device`,
-/// with the current torch thread count.
+/// Median time and TFLOP/s of square matmuls per dtype ("fp32", "bf16", "fp16"), layout (nn, nt,
+/// tn) and size on `device`, with the current torch thread count. Sizes run in ascending order;
+/// a size whose first call would take longer than `budget_s` (extrapolated as n^3 from the
+/// previous size) is skipped and marked so.
 std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std::vector<std::string>& dtypes,
                                            const std::vector<int64_t>& sizes, int64_t reps, double budget_s);
 

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <filesystem>
 
 namespace {
 
@@ -71,9 +72,10 @@ TEST(PrecisionBenchmark, EveryPrecisionRunsAndTheReportIsComplete) {
   }
   EXPECT_NE(report.find("fp32"), nullptr);
   EXPECT_EQ(report.find("fp32"), report.find("no"));
-  // GEMMs: one per dtype and size.
-  ASSERT_EQ(report.gemm.size(), 3u);
+  // GEMMs: one per dtype, layout and size.
+  ASSERT_EQ(report.gemm.size(), 9u);
   for (const auto& g : report.gemm) {
+    EXPECT_TRUE(g.layout == "nn" || g.layout == "nt" || g.layout == "tn") << g.layout;
     EXPECT_TRUE(g.error.empty()) << g.dtype << ": " << g.error;
     EXPECT_EQ(g.size, 32);
     EXPECT_GE(g.reps, 1);
@@ -99,7 +101,29 @@ TEST(PrecisionBenchmark, EveryPrecisionRunsAndTheReportIsComplete) {
     EXPECT_GT(r.at("peak_tensor_bytes").get<int64_t>(), 0);
     EXPECT_DOUBLE_EQ(r.at("samples_per_s").get<double>(), report.results[i].samples_per_s);
   }
-  EXPECT_EQ(j.at("gemm").size(), 3u);
+  EXPECT_EQ(j.at("gemm").size(), 9u);
+}
+
+// Through the real `accel` program (built by the accel_cli target; skipped when absent): each
+// precision in its own child process, so each has its own peak RSS.
+TEST(PrecisionBenchmark, IsolatedRunsUseChildProcesses) {
+  const std::filesystem::path accel = std::filesystem::path(ACCEL_BINARY_DIR) / "bin" / "accel";
+  if (!std::filesystem::exists(accel)) GTEST_SKIP() << accel << " not built (target accel_cli)";
+  auto o = tiny_options().custom_config(std::nullopt).config("bert-tiny").precisions({"no", "bf16"}).gemm(false);
+  o.isolate(true).child_command({accel.string(), "bench", "precision"});
+  const auto report = accel::bench::run_precision_benchmark(o);
+  ASSERT_EQ(report.results.size(), 2u);
+  for (const auto& r : report.results) {
+    SCOPED_TRACE(r.precision);
+    ASSERT_TRUE(r.ran) << r.skipped_reason;
+    EXPECT_TRUE(r.isolated);
+    EXPECT_EQ(r.step_times_s.size(), 2u);
+    ASSERT_TRUE(r.peak_rss_bytes.has_value());
+    EXPECT_GT(*r.peak_rss_bytes, 0);
+    ASSERT_TRUE(r.peak_tensor_bytes.has_value());
+    EXPECT_GT(*r.peak_tensor_bytes, 0);
+    EXPECT_TRUE(r.loss_finite);
+  }
 }
 
 TEST(PrecisionBenchmark, ResultJsonRoundTrips) {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Tier 3: accel's own multi-process checks started by the real `accel launch` (not by the test
+# harness): DDP equivalence on 2 and 4 ranks, the no_sync shadow model, gather_for_metrics, and
+# `accel test` with a generated config file.
+#   tests/integration/scripts/launch_tier3.sh <accel binary> <accel_unit_tests binary>
+set -uo pipefail
+accel="$1"; worker="$2"
+export OMP_NUM_THREADS=1 ACCEL_TIMEOUT=60
+fail=0; pass=0
+check() {
+  local name="$1"; shift
+  if out=$("$@" 2>&1); then pass=$((pass + 1)); echo "PASS $name";
+  else fail=$((fail + 1)); echo "FAIL $name"; echo "$out" | tail -30; fi
+}
+w() { echo --gtest_filter="DISABLED_Worker.$1" --gtest_also_run_disabled_tests; }
+check "equivalence, 2 ranks" "$accel" launch --num_processes 2 "$worker" $(w Equivalence)
+check "equivalence, 4 ranks" "$accel" launch --num_processes 4 "$worker" $(w Equivalence)
+check "no_sync shadow model" "$accel" launch --num_processes 2 "$worker" $(w NoSyncShadow)
+check "gather_for_metrics 2001 on 3 ranks" "$accel" launch --num_processes 3 "$worker" $(w GatherForMetricsCountsEachExampleOnce)
+cfg="$(mktemp -d)/config.yaml"
+cat > "$cfg" <<'YAML'
+compute_environment: LOCAL_MACHINE
+distributed_type: MULTI_CPU
+mixed_precision: 'no'
+machine_rank: 0
+num_machines: 1
+num_processes: 2
+use_cpu: true
+YAML
+check "accel test (2 processes from a config file)" "$accel" test --config_file "$cfg"
+check "accel test bf16 override" "$accel" launch --config_file "$cfg" --mixed_precision bf16 "$(dirname "$accel")/accel-check"
+rm -rf "$(dirname "$cfg")"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
