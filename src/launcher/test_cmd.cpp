@@ -4,6 +4,7 @@
 #include "accel/launcher/launch.h"
 
 #include <cstdio>
+#include <unistd.h>
 #include <cstdlib>
 
 namespace accel::launcher {
@@ -39,8 +40,12 @@ int test_main(const std::vector<std::string>& args) {
     }
   }
   const char* path_env = std::getenv("PATH");
-  const std::string dir = self_exe_dir();
-  const std::string check = find_check_program(dir, path_env ? path_env : "");
+  // ACCEL_CHECK_PROGRAM names the check program explicitly (tests, custom installs).
+  const char* explicit_check = std::getenv("ACCEL_CHECK_PROGRAM");
+  const std::string dir = explicit_check && *explicit_check ? std::string("(ACCEL_CHECK_PROGRAM)") : self_exe_dir();
+  const std::string check = explicit_check && *explicit_check
+                                ? (::access(explicit_check, X_OK) == 0 ? std::string(explicit_check) : std::string())
+                                : find_check_program(dir, path_env ? path_env : "");
   if (check.empty()) {
     std::fprintf(stderr,
                  "accel test: error: the check program 'accel-check' was found neither next to "

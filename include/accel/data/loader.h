@@ -136,21 +136,26 @@ class DataLoader : public DataLoaderBase {
   }
 
   class Iterator;
-  Iterator begin() { return Iterator(std::make_shared<Run>(this)); }
+  Iterator begin() {
+    auto run = std::make_shared<Run>(this);
+    run->start();  // after construction, so an error in the first batches still joins the threads
+    return Iterator(std::move(run));
+  }
   Iterator end() { return Iterator(nullptr); }
 
  private:
   // One pass over the epoch: owns the prefetch threads; ends the iteration when destroyed.
   class Run {
    public:
-    explicit Run(DataLoader* loader) : loader_(loader), batches_(loader->begin_epoch()) {
+    explicit Run(DataLoader* loader) : loader_(loader), batches_(loader->begin_epoch()) {}
+    void start() {
       const int64_t workers = loader_->options().num_workers();
       window_ = static_cast<size_t>(std::max<int64_t>(1, workers * loader_->options().prefetch_factor()));
       for (int64_t i = 0; i < workers; ++i) threads_.emplace_back([this] { work(); });
       if (!batches_.empty()) current_ = fetch(0);
       if (batches_.size() > 1) lookahead_ = fetch(1);
       next_ = std::min<size_t>(2, batches_.size());
-      if (current_) loader_->on_yield(!lookahead_.has_value());
+      if (current_) yield();
     }
     ~Run() {
       {
@@ -159,7 +164,8 @@ class DataLoader : public DataLoaderBase {
       }
       cv_.notify_all();
       for (auto& t : threads_) t.join();
-      loader_->on_end(completed_);
+      // An epoch whose last batch was handed out is complete even if the loop broke right after it.
+      loader_->on_end(completed_ || yielded_last_);
     }
     bool done() const { return !current_.has_value(); }
     Batch& current() { return *current_; }
@@ -168,13 +174,18 @@ class DataLoader : public DataLoaderBase {
       lookahead_.reset();
       if (next_ < batches_.size()) lookahead_ = fetch(next_++);
       if (current_) {
-        loader_->on_yield(!lookahead_.has_value());
+        yield();
       } else {
         completed_ = true;
       }
     }
 
    private:
+    void yield() {
+      const bool last = !lookahead_.has_value();
+      yielded_last_ = yielded_last_ || last;
+      loader_->on_yield(last);
+    }
     Batch place(Batch b) {
       if (auto d = loader_->device()) return send_to_device(b, *d, loader_->non_blocking());
       return b;
@@ -184,8 +195,9 @@ class DataLoader : public DataLoaderBase {
       std::unique_lock<std::mutex> lk(mu_);
       consumed_ = i;
       cv_.notify_all();
-      cv_.wait(lk, [&] { return ready_.count(i) || error_; });
-      if (error_) std::rethrow_exception(error_);
+      // A failed batch is reported when the loop reaches it, not earlier.
+      cv_.wait(lk, [&] { return ready_.count(i) || (error_ && error_job_ == i); });
+      if (!ready_.count(i)) std::rethrow_exception(error_);
       Batch b = std::move(ready_.at(i));
       ready_.erase(i);
       lk.unlock();
@@ -207,7 +219,10 @@ class DataLoader : public DataLoaderBase {
           ready_.emplace(job, std::move(b));
         } catch (...) {
           std::lock_guard<std::mutex> g(mu_);
-          if (!error_) error_ = std::current_exception();
+          if (!error_ || job < error_job_) {
+            error_ = std::current_exception();
+            error_job_ = job;
+          }
         }
         cv_.notify_all();
       }
@@ -219,6 +234,7 @@ class DataLoader : public DataLoaderBase {
     std::optional<Batch> lookahead_;
     size_t next_ = 0;
     bool completed_ = false;
+    bool yielded_last_ = false;
     // Prefetch state.
     std::vector<std::thread> threads_;
     std::mutex mu_;
@@ -229,6 +245,7 @@ class DataLoader : public DataLoaderBase {
     size_t window_ = 1;
     bool stop_ = false;
     std::exception_ptr error_;
+    size_t error_job_ = 0;
   };
 
  public:

@@ -565,6 +565,7 @@ TEST(TestCommand, RunsAccelCheckFromPath) {
   env.set("ACCEL_CONFIG_FILE", tmp.str("none.yaml"));
   env.set("HF_HOME", tmp.str("none"));
   write_script(tmp.str("accel-check"), "echo check-ran rank=$RANK world=$WORLD_SIZE; exit 0");
+  env.set("ACCEL_CHECK_PROGRAM", tmp.str("accel-check"));  // the real one sits next to this binary
   env.set("PATH", tmp.str() + ":" + std::getenv("PATH"));
   testing::internal::CaptureStdout();
   const int rc = test_main({});
@@ -580,6 +581,7 @@ TEST(TestCommand, ReportsFailureAndMissingProgram) {
   env.set("ACCEL_CONFIG_FILE", tmp.str("none.yaml"));
   env.set("HF_HOME", tmp.str("none"));
   write_script(tmp.str("accel-check"), "echo boom >&2; exit 3");
+  env.set("ACCEL_CHECK_PROGRAM", tmp.str("accel-check"));
   env.set("PATH", tmp.str() + ":/usr/bin:/bin");
   testing::internal::CaptureStderr();
   EXPECT_EQ(test_main({}), 3);
@@ -587,6 +589,7 @@ TEST(TestCommand, ReportsFailureAndMissingProgram) {
   EXPECT_NE(err.find("accel test: FAILED"), std::string::npos) << err;
   EXPECT_NE(err.find("  | boom"), std::string::npos) << err;
   env.set("PATH", tmp.str("empty"));
+  env.set("ACCEL_CHECK_PROGRAM", tmp.str("empty/accel-check"));  // names a program that is not there
   testing::internal::CaptureStderr();
   EXPECT_EQ(test_main({}), 1);
   const std::string missing = testing::internal::GetCapturedStderr();
