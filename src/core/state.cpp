@@ -28,6 +28,18 @@ int physical_core_count() {
   return static_cast<int>(cores.size());
 }
 
+bool cpu_has_native_bf16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0 || line.rfind("Features", 0) == 0) {
+      return line.find(" avx512_bf16") != std::string::npos || line.find(" amx_bf16") != std::string::npos ||
+             line.find(" bf16") != std::string::npos;
+    }
+  }
+  return false;
+}
+
 ProcessState make_process_state(const ProcessEnv& env, bool cpu, int device_count) {
   ProcessState s;
   s.rank = env.rank;

@@ -35,6 +35,11 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
       if (auto g = weak.lock()) g->barrier();
     });
   }
+  if (resolved_.mixed_precision == MixedPrecision::kBF16 && state_.device.is_cpu() && !cpu_has_native_bf16()) {
+    logger().warning("mixed_precision=bf16 on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 "
+                     "in /proc/cpuinfo): LibTorch's bf16 matmuls fall back to slow kernels here and training "
+                     "will be several times slower than fp32. HINT: use mixed_precision 'no' on this CPU.");
+  }
   if (options_.seed()) set_seed(*options_.seed());
   iteration_ = options_.project().iteration();
   logger().debug("Accelerator: ", state_.world_size, " process(es), device ", state_.device.str(),

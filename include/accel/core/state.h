@@ -39,4 +39,8 @@ int cuda_device_count();
 /// Physical cores of this machine (from /proc/cpuinfo; falls back to logical cores).
 int physical_core_count();
 
+/// Whether this CPU has native bf16 matrix instructions (x86 avx512_bf16 / amx_bf16, or Arm
+/// bf16). Without them LibTorch's bf16 matmuls on the CPU run several times slower than fp32.
+bool cpu_has_native_bf16();
+
 }  // namespace accel
