@@ -30,5 +30,10 @@ YAML
 check "accel test (2 processes from a config file)" "$accel" test --config_file "$cfg"
 check "accel test bf16 override" "$accel" launch --config_file "$cfg" --mixed_precision bf16 "$(dirname "$accel")/accel-check"
 rm -rf "$(dirname "$cfg")"
+# Config files written by the real Accelerate 1.15 (tests/fixtures/configs) load and launch.
+fixtures="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures/configs" && pwd)"
+for f in single_cpu.yaml multi_cpu.yaml multi_cpu.json default_cpu.yaml; do
+  check "accel test --config_file $f (written by Accelerate)" "$accel" test --config_file "$fixtures/$f"
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
