@@ -23,10 +23,14 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     int64_t v = std::atoll(argv[i + 1]);
-    if (a == "--steps") steps = v;
-    else if (a == "--batch") batch = v;
-    else if (a == "--seq") seq = v;
-    else if (a == "--warmup") warmup = v;
+    if (a == "--steps")
+      steps = v;
+    else if (a == "--batch")
+      batch = v;
+    else if (a == "--seq")
+      seq = v;
+    else if (a == "--warmup")
+      warmup = v;
   }
   accel::Accelerator acc;
   accel::models::BertConfig cfg;
@@ -40,7 +44,8 @@ int main(int argc, char** argv) {
   auto model = acc.prepare(accel::models::BertForSequenceClassification(cfg));
   auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-5)));
   torch::manual_seed(1 + acc.process_index());
-  accel::models::BertBatch b{torch::randint(1000, 20000, {batch, seq}), torch::ones({batch, seq}, torch::kLong),
+  accel::models::BertBatch b{torch::randint(1000, 20000, {batch, seq}),
+                             torch::ones({batch, seq}, torch::kLong),
                              torch::zeros({batch, seq}, torch::kLong), torch::randint(0, 2, {batch})};
   using Clock = std::chrono::steady_clock;
   std::vector<double> times, exposed, comm;
@@ -70,10 +75,11 @@ int main(int argc, char** argv) {
     med_comm = comm[comm.size() / 2];
   }
   if (acc.is_main_process()) {
-    std::printf("{\"processes\": %d, \"threads\": %d, \"batch\": %lld, \"seq\": %lld, \"step_s\": %.4f, "
-                "\"samples_per_s\": %.3f, \"allreduce_exposed_s\": %.4f, \"allreduce_total_s\": %.4f}\n",
-                acc.num_processes(), torch::get_num_threads(), static_cast<long long>(batch),
-                static_cast<long long>(seq), med, acc.num_processes() * batch / med, med_exposed, med_comm);
+    std::printf(
+        "{\"processes\": %d, \"threads\": %d, \"batch\": %lld, \"seq\": %lld, \"step_s\": %.4f, "
+        "\"samples_per_s\": %.3f, \"allreduce_exposed_s\": %.4f, \"allreduce_total_s\": %.4f}\n",
+        acc.num_processes(), torch::get_num_threads(), static_cast<long long>(batch),
+        static_cast<long long>(seq), med, acc.num_processes() * batch / med, med_exposed, med_comm);
   }
   return 0;
 }

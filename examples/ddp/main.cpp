@@ -4,8 +4,8 @@
 //
 // Build:  bash scripts/setup.sh                     (builds build/bin/ddp)
 // Run:    build/bin/accel launch --num_processes 2 build/bin/ddp
-//         build/bin/accel launch --num_processes 2 --mixed_precision bf16 --gradient_accumulation_steps 2 build/bin/ddp
-//         build/bin/ddp                             (one process: the same program, unchanged)
+//         build/bin/accel launch --num_processes 2 --mixed_precision bf16 --gradient_accumulation_steps 2
+//         build/bin/ddp build/bin/ddp                             (one process: the same program, unchanged)
 #include <accel/accel.h>
 #include <torch/torch.h>
 
@@ -13,12 +13,14 @@
 
 int main() {
   try {
-    accel::Accelerator acc(accel::AcceleratorOptions().seed(0));  // rank, world size, precision: from `accel launch`
-    auto model = acc.prepare(toy::Net());                          // same weights on every rank; DDP hooks
+    accel::Accelerator acc(
+        accel::AcceleratorOptions().seed(0));  // rank, world size, precision: from `accel launch`
+    auto model = acc.prepare(toy::Net());      // same weights on every rank; DDP hooks
     auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(2e-3)));
     auto [x, y] = toy::make_data(8192, 1);
     auto [vx, vy] = toy::make_data(2001, 2);
-    auto train = acc.prepare(accel::data::make_tensor_loader({x, y}, accel::data::DataLoaderOptions(64).shuffle(true)));
+    auto train = acc.prepare(
+        accel::data::make_tensor_loader({x, y}, accel::data::DataLoaderOptions(64).shuffle(true)));
     auto eval = acc.prepare(accel::data::make_tensor_loader({vx, vy}, accel::data::DataLoaderOptions(128)));
     for (int epoch = 0; epoch < 3; ++epoch) {
       model->train();
@@ -44,8 +46,8 @@ int main() {
         correct += pred.eq(label).sum().item<int64_t>();
         seen += pred.size(0);
       }
-      acc.print("epoch ", epoch, ": train loss ", mean, ", eval accuracy ", 100.0 * correct / seen, "% on ", seen,
-                " examples (", acc.num_processes(), " process(es))");
+      acc.print("epoch ", epoch, ": train loss ", mean, ", eval accuracy ", 100.0 * correct / seen, "% on ",
+                seen, " examples (", acc.num_processes(), " process(es))");
     }
     acc.wait_for_everyone();
     return 0;

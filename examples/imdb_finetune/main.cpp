@@ -84,24 +84,42 @@ Args parse(int argc, char** argv) {
     if (k == "--help" || k == "-h") {
       usage(stdout);
       std::exit(0);
-    } else if (k == "--model") a.model = value();
-    else if (k == "--config") a.config = value();
-    else if (k == "--data_dir") a.data_dir = value();
-    else if (k == "--max_train_samples") a.max_train_samples = std::stoll(value());
-    else if (k == "--max_eval_samples") a.max_eval_samples = std::stoll(value());
-    else if (k == "--epochs") a.epochs = std::stoi(value());
-    else if (k == "--batch_size") a.batch_size = std::stoll(value());
-    else if (k == "--eval_batch_size") a.eval_batch_size = std::stoll(value());
-    else if (k == "--lr") a.lr = std::stod(value());
-    else if (k == "--max_length") a.max_length = std::stoll(value());
-    else if (k == "--group_by_length") a.group_by_length = true;
-    else if (k == "--mixed_precision") ::setenv("ACCELERATE_MIXED_PRECISION", value().c_str(), 1);
-    else if (k == "--gradient_accumulation_steps") ::setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", value().c_str(), 1);
-    else if (k == "--seed") a.seed = std::stoull(value());
-    else if (k == "--output_dir") a.output_dir = value();
-    else if (k == "--log_with") a.log_with = value();
-    else if (k == "--project_dir") a.project_dir = value();
-    else throw accel::Error("unknown option '" + k + "' (see --help)");
+    } else if (k == "--model")
+      a.model = value();
+    else if (k == "--config")
+      a.config = value();
+    else if (k == "--data_dir")
+      a.data_dir = value();
+    else if (k == "--max_train_samples")
+      a.max_train_samples = std::stoll(value());
+    else if (k == "--max_eval_samples")
+      a.max_eval_samples = std::stoll(value());
+    else if (k == "--epochs")
+      a.epochs = std::stoi(value());
+    else if (k == "--batch_size")
+      a.batch_size = std::stoll(value());
+    else if (k == "--eval_batch_size")
+      a.eval_batch_size = std::stoll(value());
+    else if (k == "--lr")
+      a.lr = std::stod(value());
+    else if (k == "--max_length")
+      a.max_length = std::stoll(value());
+    else if (k == "--group_by_length")
+      a.group_by_length = true;
+    else if (k == "--mixed_precision")
+      ::setenv("ACCELERATE_MIXED_PRECISION", value().c_str(), 1);
+    else if (k == "--gradient_accumulation_steps")
+      ::setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", value().c_str(), 1);
+    else if (k == "--seed")
+      a.seed = std::stoull(value());
+    else if (k == "--output_dir")
+      a.output_dir = value();
+    else if (k == "--log_with")
+      a.log_with = value();
+    else if (k == "--project_dir")
+      a.project_dir = value();
+    else
+      throw accel::Error("unknown option '" + k + "' (see --help)");
   }
   if (a.max_length < 8 || a.max_length > 512) throw accel::Error("--max_length must be in [8, 512]");
   return a;
@@ -113,13 +131,14 @@ struct Encoded {
   std::vector<int64_t> labels;
 };
 
-Encoded encode(const accel::text::WordPieceTokenizer& tok, const accel::datasets::TextClassificationDataset& d,
-               int64_t max_length) {
+Encoded encode(const accel::text::WordPieceTokenizer& tok,
+               const accel::datasets::TextClassificationDataset& d, int64_t max_length) {
   auto opts = accel::text::EncodeOptions().max_length(max_length).truncation(true);
   auto batch = tok.encode_batch(d.texts, opts);
   Encoded e;
   for (int64_t i = 0; i < batch.batch_size; ++i) {
-    e.ids.emplace_back(batch.input_ids.begin() + batch.offsets[i], batch.input_ids.begin() + batch.offsets[i + 1]);
+    e.ids.emplace_back(batch.input_ids.begin() + batch.offsets[i],
+                       batch.input_ids.begin() + batch.offsets[i + 1]);
   }
   e.labels = d.labels;
   return e;
@@ -170,7 +189,8 @@ int main(int argc, char** argv) {
     std::vector<std::string> trackers;
     if (!args.log_with.empty()) {
       std::string s = args.log_with;
-      for (size_t p; (p = s.find(',')) != std::string::npos; s = s.substr(p + 1)) trackers.push_back(s.substr(0, p));
+      for (size_t p; (p = s.find(',')) != std::string::npos; s = s.substr(p + 1))
+        trackers.push_back(s.substr(0, p));
       trackers.push_back(s);
     }
     accel::Accelerator acc(accel::AcceleratorOptions().seed(args.seed).log_with(trackers).project(
@@ -179,15 +199,19 @@ int main(int argc, char** argv) {
     // Data: the main process resolves (and if needed downloads) it first.
     accel::datasets::ImdbLocation where;
     acc.main_process_first([&] {
-      where = accel::datasets::resolve_imdb_dir(accel::datasets::ImdbLocationOptions().data_dir(args.data_dir));
+      where =
+          accel::datasets::resolve_imdb_dir(accel::datasets::ImdbLocationOptions().data_dir(args.data_dir));
     });
-    auto train_set = accel::datasets::load_imdb(where.dir, accel::datasets::ImdbOptions().split("train").max_samples(args.max_train_samples));
-    auto test_set = accel::datasets::load_imdb(where.dir, accel::datasets::ImdbOptions().split("test").max_samples(args.max_eval_samples));
+    auto train_set = accel::datasets::load_imdb(
+        where.dir, accel::datasets::ImdbOptions().split("train").max_samples(args.max_train_samples));
+    auto test_set = accel::datasets::load_imdb(
+        where.dir, accel::datasets::ImdbOptions().split("test").max_samples(args.max_eval_samples));
     acc.print("IMDb from ", where.dir.string(), " (", where.source, "): ", train_set.size(), " train, ",
               test_set.size(), " test reviews");
 
     // Model and tokenizer.
-    std::filesystem::path model_dir = args.model.empty() ? accel::models::default_model_dir() : std::filesystem::path(args.model);
+    std::filesystem::path model_dir =
+        args.model.empty() ? accel::models::default_model_dir() : std::filesystem::path(args.model);
     auto tok = accel::text::WordPieceTokenizer::from_file(model_dir);
     accel::models::BertForSequenceClassification net{nullptr};
     torch::manual_seed(args.seed);
@@ -212,19 +236,21 @@ int main(int argc, char** argv) {
     if (args.group_by_length) {
       std::vector<int64_t> lengths;
       for (auto& r : train.ids) lengths.push_back(static_cast<int64_t>(r.size()));
-      train_opts.sampler(std::make_shared<accel::data::LengthGroupedSampler>(lengths, args.batch_size * acc.num_processes(), args.seed));
+      train_opts.sampler(std::make_shared<accel::data::LengthGroupedSampler>(
+          lengths, args.batch_size * acc.num_processes(), args.seed));
     }
     const int64_t pad = tok.pad_id();
     auto train_loader = acc.prepare(accel::data::make_loader<accel::models::BertBatch>(
-        static_cast<int64_t>(train.ids.size()), [&](const accel::data::Indices& i) { return collate(train, i, pad); },
-        train_opts.num_workers(1)));
+        static_cast<int64_t>(train.ids.size()),
+        [&](const accel::data::Indices& i) { return collate(train, i, pad); }, train_opts.num_workers(1)));
     auto test_loader = acc.prepare(accel::data::make_loader<accel::models::BertBatch>(
-        static_cast<int64_t>(test.ids.size()), [&](const accel::data::Indices& i) { return collate(test, i, pad); },
+        static_cast<int64_t>(test.ids.size()),
+        [&](const accel::data::Indices& i) { return collate(test, i, pad); },
         accel::data::DataLoaderOptions(args.eval_batch_size).num_workers(1)));
 
     auto model = acc.prepare(net);
-    auto opt = acc.prepare(torch::optim::AdamW(model->parameters(),
-                                               torch::optim::AdamWOptions(args.lr).weight_decay(args.weight_decay)));
+    auto opt = acc.prepare(torch::optim::AdamW(
+        model->parameters(), torch::optim::AdamWOptions(args.lr).weight_decay(args.weight_decay)));
     // Accelerate steps schedulers once per process per optimizer step: count in those units.
     const int64_t updates = args.epochs * ((train_loader->size() + acc.gradient_accumulation_steps() - 1) /
                                            acc.gradient_accumulation_steps());
@@ -234,7 +260,8 @@ int main(int argc, char** argv) {
     schedule->apply();
     auto sched = acc.prepare_scheduler(schedule);
     if (!trackers.empty()) {
-      acc.init_trackers("imdb_finetune", {{"lr", args.lr}, {"batch_size", args.batch_size},
+      acc.init_trackers("imdb_finetune", {{"lr", args.lr},
+                                          {"batch_size", args.batch_size},
                                           {"processes", acc.num_processes()},
                                           {"mixed_precision", accel::to_string(acc.mixed_precision())}});
     }
@@ -286,7 +313,8 @@ int main(int argc, char** argv) {
         bar.update(1);
       }
     }
-    const double accuracy = 100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, seen));
+    const double accuracy =
+        100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, seen));
     acc.print("train: ", train_s, " s, ", static_cast<double>(train.ids.size() * args.epochs) / train_s,
               " reviews/s, ", static_cast<double>(all_tokens) / train_s, " tokens/s");
     acc.print("eval accuracy: ", accuracy, "% on ", seen, " test reviews");
@@ -299,7 +327,8 @@ int main(int argc, char** argv) {
       acc.wait_for_everyone();
       acc.print("saved the fine-tuned model to ", args.output_dir);
     }
-    std::printf("RESULT accuracy=%.2f seen=%lld train_seconds=%.1f\n", accuracy, static_cast<long long>(seen), train_s);
+    std::printf("RESULT accuracy=%.2f seen=%lld train_seconds=%.1f\n", accuracy, static_cast<long long>(seen),
+                train_s);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "imdb_finetune: error: %s\n", e.what());

@@ -47,8 +47,8 @@ struct ModelState {
   std::shared_ptr<torch::nn::Module> module;
   std::shared_ptr<distributed::GradientSynchronizer> sync;  // null when not distributed
   c10::DeviceType device_type = c10::kCPU;
-  std::optional<c10::ScalarType> autocast_dtype;            // set when mixed precision is on
-  std::function<void()> before_forward;                     // buffer broadcast (DDP)
+  std::optional<c10::ScalarType> autocast_dtype;  // set when mixed precision is on
+  std::function<void()> before_forward;           // buffer broadcast (DDP)
 };
 
 template <typename M>
@@ -64,8 +64,9 @@ struct ModuleTraits<std::shared_ptr<Impl>> {
   static std::shared_ptr<Impl> ptr(const std::shared_ptr<Impl>& m) { return m; }
 };
 template <typename M>
-  requires std::is_base_of_v<torch::nn::ModuleHolder<typename M::ContainedType>, M>
-struct ModuleTraits<M> : ModuleTraits<torch::nn::ModuleHolder<typename M::ContainedType>> {};
+requires std::is_base_of_v<torch::nn::ModuleHolder<typename M::ContainedType>, M>
+struct ModuleTraits<M> : ModuleTraits<torch::nn::ModuleHolder<typename M::ContainedType>> {
+};
 
 }  // namespace detail
 
@@ -117,8 +118,7 @@ class PreparedModel {
 /// A prepared optimizer: no-ops on accumulation micro-steps, loss-scale aware.
 class AcceleratedOptimizer {
  public:
-  AcceleratedOptimizer(Accelerator* acc, std::shared_ptr<torch::optim::Optimizer> optimizer,
-                       bool try_fused);
+  AcceleratedOptimizer(Accelerator* acc, std::shared_ptr<torch::optim::Optimizer> optimizer, bool try_fused);
   /// Steps when gradients are synchronised; with fp16, unscales first and skips the step (and
   /// halves the scale) when a gradient is inf/nan.
   void step();
@@ -208,8 +208,8 @@ class Accelerator {
   /// A model (a TORCH_MODULE holder or shared_ptr to a Module): moved to the device, parameters
   /// and buffers broadcast from rank 0, gradient sync attached when distributed.
   template <typename M>
-    requires std::is_base_of_v<torch::nn::Module, typename detail::ModuleTraits<M>::ImplType>
-  PreparedModel<M> prepare(M model) {
+  requires std::is_base_of_v<torch::nn::Module, typename detail::ModuleTraits<M>::ImplType> PreparedModel<M>
+  prepare(M model) {
     auto ptr = detail::ModuleTraits<M>::ptr(model);
     ACCEL_CHECK(ptr != nullptr, "prepare: the model is empty (a null module holder).");
     return PreparedModel<M>(std::move(model), prepare_module(ptr));
@@ -217,26 +217,26 @@ class Accelerator {
 
   /// An optimizer, moved in (owned): `acc.prepare(torch::optim::AdamW(params, opts))`.
   template <typename O>
-    requires(std::is_base_of_v<torch::optim::Optimizer, O> && !std::is_lvalue_reference_v<O>)
-  std::shared_ptr<AcceleratedOptimizer> prepare(O&& optimizer) {
+  requires(std::is_base_of_v<torch::optim::Optimizer, O> &&
+           !std::is_lvalue_reference_v<O>) std::shared_ptr<AcceleratedOptimizer> prepare(O&& optimizer) {
     return prepare_optimizer(std::make_shared<O>(std::move(optimizer)));
   }
   /// An optimizer the caller keeps alive (schedulers built on it keep working).
   template <typename O>
-    requires std::is_base_of_v<torch::optim::Optimizer, O>
-  std::shared_ptr<AcceleratedOptimizer> prepare(O& optimizer) {
+  requires std::is_base_of_v<torch::optim::Optimizer, O> std::shared_ptr<AcceleratedOptimizer> prepare(
+      O& optimizer) {
     return prepare_optimizer(std::shared_ptr<torch::optim::Optimizer>(&optimizer, [](auto*) {}));
   }
   template <typename O>
-    requires std::is_base_of_v<torch::optim::Optimizer, O>
-  std::shared_ptr<AcceleratedOptimizer> prepare(std::shared_ptr<O> optimizer) {
+  requires std::is_base_of_v<torch::optim::Optimizer, O> std::shared_ptr<AcceleratedOptimizer> prepare(
+      std::shared_ptr<O> optimizer) {
     return prepare_optimizer(std::move(optimizer));
   }
 
   /// A learning-rate scheduler (anything with step(): torch::optim::LRScheduler subclasses, or
   /// your own), kept alive by the returned wrapper when passed as shared_ptr.
   template <typename S>
-    requires requires(S& s) { s.step(); }
+  requires requires(S& s) { s.step(); }
   std::shared_ptr<AcceleratedScheduler> prepare_scheduler(std::shared_ptr<S> scheduler) {
     return prepare_scheduler_fn([scheduler] { scheduler->step(); });
   }
@@ -282,8 +282,7 @@ class Accelerator {
   [[nodiscard]] std::unique_ptr<AutocastGuard> autocast() const;
 
   /// Unscales (fp16) then clips the total gradient norm; returns the norm before clipping.
-  double clip_grad_norm_(const std::vector<at::Tensor>& parameters, double max_norm,
-                         double norm_type = 2.0);
+  double clip_grad_norm_(const std::vector<at::Tensor>& parameters, double max_norm, double norm_type = 2.0);
   /// Unscales (fp16) then clamps every gradient element to [-clip_value, clip_value].
   void clip_grad_value_(const std::vector<at::Tensor>& parameters, double clip_value);
   /// Unscales the gradients of every prepared optimizer (fp16); a no-op otherwise.
@@ -357,7 +356,8 @@ class Accelerator {
   }
   /// The next iteration of `loader` starts at batch `n` (Accelerate's skip_first_batches).
   template <typename B>
-  std::shared_ptr<data::DataLoader<B>> skip_first_batches(std::shared_ptr<data::DataLoader<B>> loader, int64_t n) {
+  std::shared_ptr<data::DataLoader<B>> skip_first_batches(std::shared_ptr<data::DataLoader<B>> loader,
+                                                          int64_t n) {
     loader->skip_first_batches(n);
     return loader;
   }
@@ -386,7 +386,9 @@ class Accelerator {
   }
   /// The original model of a prepared one.
   template <typename M>
-  M unwrap_model(const PreparedModel<M>& model) const { return model.module(); }
+  M unwrap_model(const PreparedModel<M>& model) const {
+    return model.module();
+  }
   /// Drops accel's references to prepared objects, resets the step counter and releases cached
   /// device memory.
   void free_memory();
@@ -401,7 +403,8 @@ class Accelerator {
   std::shared_ptr<AcceleratedScheduler> prepare_scheduler_fn(std::function<void()> step);
   void prepare_loader(std::shared_ptr<data::DataLoaderBase> loader);
   std::map<std::string, at::Tensor> module_state(torch::nn::Module& m) const;
-  std::vector<std::filesystem::path> save_module(torch::nn::Module& m, const std::string& dir, int64_t max_shard_bytes);
+  std::vector<std::filesystem::path> save_module(torch::nn::Module& m, const std::string& dir,
+                                                 int64_t max_shard_bytes);
   std::vector<std::shared_ptr<detail::ModelState>> live_models() const;
   SyncGuard accumulate_states(std::vector<std::shared_ptr<detail::ModelState>> states);
   std::tuple<int64_t, int64_t, int64_t> split_range(int64_t n, bool apply_padding) const;

@@ -31,7 +31,8 @@ int bench_main(const std::vector<std::string>& args) {
   }
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (what == "precision") return accel::bench::precision_main(rest);
-  std::fprintf(stderr, "accel bench: unknown benchmark '%s'. Benchmarks: precision (see `accel bench --help`).\n",
+  std::fprintf(stderr,
+               "accel bench: unknown benchmark '%s'. Benchmarks: precision (see `accel bench --help`).\n",
                what.c_str());
   return 2;
 }

@@ -28,7 +28,9 @@ std::string gp_quote(const std::string& s) {
   return q + "\"";
 }
 
-double to_mib(std::optional<int64_t> b) { return b ? static_cast<double>(*b) / (1024.0 * 1024.0) : 0.0; }
+double to_mib(std::optional<int64_t> b) {
+  return b ? static_cast<double>(*b) / (1024.0 * 1024.0) : 0.0;
+}
 
 }  // namespace
 
@@ -66,7 +68,8 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
                 report.device.c_str(), report.num_threads);
   {
     std::ofstream g(gp);
-    g << (cairo ? "set terminal pngcairo size 1100,480 font 'Sans,10'\n" : "set terminal png size 1100,480\n");
+    g << (cairo ? "set terminal pngcairo size 1100,480 font 'Sans,10'\n"
+                : "set terminal png size 1100,480\n");
     g << "set output " << gp_quote(png.string()) << "\n";
     g << "set datafile separator whitespace\n";
     g << "set multiplot layout 1,2 title " << gp_quote(title) << "\n";
@@ -87,7 +90,8 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
       << "'' using ($0+0.17):4:(sprintf('%.0f',$4)) with labels offset 0,0.8 notitle\n";
     g << "unset multiplot\n";
   }
-  const int rc = std::system(("gnuplot " + shell_quote(gp.string()) + " 2>" + shell_quote((dir / "err.txt").string())).c_str());
+  const int rc = std::system(
+      ("gnuplot " + shell_quote(gp.string()) + " 2>" + shell_quote((dir / "err.txt").string())).c_str());
   std::string err;
   if (rc != 0) {
     std::ifstream e(dir / "err.txt");

@@ -147,15 +147,21 @@ int64_t cpu_tensor_bytes_current() {
   return CountingAllocator::instance ? CountingAllocator::instance->current() : 0;
 }
 
-int64_t cpu_tensor_bytes_peak() { return CountingAllocator::instance ? CountingAllocator::instance->peak() : 0; }
+int64_t cpu_tensor_bytes_peak() {
+  return CountingAllocator::instance ? CountingAllocator::instance->peak() : 0;
+}
 
 void reset_cpu_tensor_bytes_peak() {
   if (CountingAllocator::instance) CountingAllocator::instance->reset_peak();
 }
 
-std::optional<int64_t> peak_rss_bytes() { return status_kb("VmHWM"); }
+std::optional<int64_t> peak_rss_bytes() {
+  return status_kb("VmHWM");
+}
 
-std::optional<int64_t> current_rss_bytes() { return status_kb("VmRSS"); }
+std::optional<int64_t> current_rss_bytes() {
+  return status_kb("VmRSS");
+}
 
 std::optional<CudaMemoryStats> cuda_memory_stats(int device_index) {
 #if ACCEL_BENCH_HAS_DEVICE_ALLOCATOR_STATS

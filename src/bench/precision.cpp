@@ -34,7 +34,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 // Linear-interpolated quantile q in [0, 1] of `v` (copied and sorted).
 double quantile(std::vector<double> v, double q) {
@@ -46,7 +48,9 @@ double quantile(std::vector<double> v, double q) {
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
-bool is_cuda_device(const std::string& device) { return device.rfind("cuda", 0) == 0; }
+bool is_cuda_device(const std::string& device) {
+  return device.rfind("cuda", 0) == 0;
+}
 
 void synchronize(const std::string& device) {
   if (is_cuda_device(device)) torch::cuda::synchronize();
@@ -116,12 +120,14 @@ std::string model_label(const PrecisionBenchmarkOptions& o) {
 
 void validate(const PrecisionBenchmarkOptions& o) {
   const auto cfg = resolve_config(o);
-  ACCEL_CHECK(o.seq_len() >= 2 && o.seq_len() <= cfg.max_position_embeddings, "bench precision: seq_len=",
-              o.seq_len(), " must be in [2, ", cfg.max_position_embeddings, "] (the model's max_position_embeddings).");
+  ACCEL_CHECK(o.seq_len() >= 2 && o.seq_len() <= cfg.max_position_embeddings,
+              "bench precision: seq_len=", o.seq_len(), " must be in [2, ", cfg.max_position_embeddings,
+              "] (the model's max_position_embeddings).");
   ACCEL_CHECK(o.batch_size() >= 1, "bench precision: batch_size=", o.batch_size(), " must be >= 1.");
   ACCEL_CHECK(o.steps() >= 1, "bench precision: steps=", o.steps(), " must be >= 1.");
   ACCEL_CHECK(o.warmup() >= 0, "bench precision: warmup=", o.warmup(), " must be >= 0.");
-  ACCEL_CHECK(!o.precisions().empty(), "bench precision: no precision given; accepted: no (fp32), bf16, fp16.");
+  ACCEL_CHECK(!o.precisions().empty(),
+              "bench precision: no precision given; accepted: no (fp32), bf16, fp16.");
   for (const auto& p : o.precisions()) normalize_precision(p);
   ACCEL_CHECK(o.data() == "random" || o.data() == "imdb", "bench precision: data='", o.data(),
               "' is not known; accepted: random, imdb.");
@@ -152,16 +158,16 @@ std::vector<models::BertBatch> make_batches(const PrecisionBenchmarkOptions& o, 
     ACCEL_CHECK_INPUT(ds.size() > 0, "bench precision: no IMDb reviews in ", where.dir.string(),
                       ". HINT: pass --data_dir to an aclImdb folder, or use --data random.");
     const auto tok = text::WordPieceTokenizer::from_file(models::default_model_dir());
-    auto enc = tok.encode_batch(ds.texts, text::EncodeOptions().max_length(t).truncation(true).padding(
-                                              text::Padding::kMaxLength));
+    auto enc = tok.encode_batch(
+        ds.texts, text::EncodeOptions().max_length(t).truncation(true).padding(text::Padding::kMaxLength));
     auto ids = torch::tensor(enc.input_ids, torch::kLong).view({enc.batch_size, t});
     auto mask = torch::tensor(enc.attention_mask, torch::kLong).view({enc.batch_size, t});
     auto labels = torch::tensor(ds.labels, torch::kLong);
     for (int64_t i = 0; i < count; ++i) {
       // Reviews cycle when there are fewer than needed; rank r takes a shifted window.
       auto idx = (torch::arange(i * b, (i + 1) * b, torch::kLong) + rank * b) % enc.batch_size;
-      out.push_back({ids.index_select(0, idx), mask.index_select(0, idx),
-                     torch::zeros({b, t}, torch::kLong), labels.index_select(0, idx)});
+      out.push_back({ids.index_select(0, idx), mask.index_select(0, idx), torch::zeros({b, t}, torch::kLong),
+                     labels.index_select(0, idx)});
     }
     return out;
   }
@@ -270,7 +276,9 @@ std::string mib(std::optional<int64_t> bytes) {
   return buf;
 }
 
-std::string display_name(const std::string& precision) { return precision == "no" ? "fp32" : precision; }
+std::string display_name(const std::string& precision) {
+  return precision == "no" ? "fp32" : precision;
+}
 
 }  // namespace
 
@@ -282,7 +290,8 @@ std::string normalize_precision(const std::string& precision) {
   if (p == "no" || p == "fp32" || p == "float32") return "no";
   if (p == "bf16" || p == "bfloat16") return "bf16";
   if (p == "fp16" || p == "float16" || p == "half") return "fp16";
-  ACCEL_CHECK(false, "bench precision: precision '", precision, "' is not known; accepted: no (or fp32), bf16, fp16.");
+  ACCEL_CHECK(false, "bench precision: precision '", precision,
+              "' is not known; accepted: no (or fp32), bf16, fp16.");
   return "";
 }
 
@@ -291,8 +300,8 @@ std::string gemm_dtype_for(const std::string& precision) {
   return p == "no" ? "fp32" : p;
 }
 
-double training_flops_per_step(int64_t non_embedding_parameters, int64_t layers, int64_t hidden, int64_t seq_len,
-                               int64_t batch_size) {
+double training_flops_per_step(int64_t non_embedding_parameters, int64_t layers, int64_t hidden,
+                               int64_t seq_len, int64_t batch_size) {
   const double n = static_cast<double>(non_embedding_parameters), l = static_cast<double>(layers),
                h = static_cast<double>(hidden), t = static_cast<double>(seq_len),
                b = static_cast<double>(batch_size);
@@ -300,7 +309,8 @@ double training_flops_per_step(int64_t non_embedding_parameters, int64_t layers,
 }
 
 std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std::vector<std::string>& dtypes,
-                                           const std::vector<int64_t>& sizes_in, int64_t reps, double budget_s) {
+                                           const std::vector<int64_t>& sizes_in, int64_t reps,
+                                           double budget_s) {
   std::vector<GemmResult> out;
   torch::NoGradGuard no_grad;
   auto sizes = sizes_in;
@@ -318,8 +328,9 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
         const double predicted = prev_n > 0 ? prev_first * std::pow(static_cast<double>(n) / prev_n, 3) : 0.0;
         if (predicted > budget_s) {
           char buf[160];
-          std::snprintf(buf, sizeof buf, "skipped: about %.1f s per call (from n=%lld) exceeds the %.1f s budget",
-                        predicted, static_cast<long long>(prev_n), budget_s);
+          std::snprintf(buf, sizeof buf,
+                        "skipped: about %.1f s per call (from n=%lld) exceeds the %.1f s budget", predicted,
+                        static_cast<long long>(prev_n), budget_s);
           g.error = buf;
           out.push_back(g);
           continue;
@@ -396,15 +407,17 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
       report_out->non_embedding_parameters = encoder;
     }
     auto model = acc.prepare(net);
-    auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(o.lr()).weight_decay(0.01)));
+    auto opt = acc.prepare(
+        torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(o.lr()).weight_decay(0.01)));
     const int64_t total_steps = o.warmup() + o.steps();
     auto batches = make_batches(o, cfg, std::min<int64_t>(total_steps, 8), acc.process_index());
     for (auto& b : batches) b = b.to(acc.device());
     r.world_size = acc.num_processes();
     model->train();
 
-    tracking::ProgressBar bar(total_steps, "bench " + display_name(precision),
-                              tracking::ProgressBarOptions().enabled(o.progress() && acc.is_main_process()).unit("step"));
+    tracking::ProgressBar bar(
+        total_steps, "bench " + display_name(precision),
+        tracking::ProgressBarOptions().enabled(o.progress() && acc.is_main_process()).unit("step"));
     std::vector<at::Tensor> losses;
     for (int64_t s = 0; s < total_steps; ++s) {
       const auto& batch = batches[static_cast<size_t>(s) % batches.size()];
@@ -479,8 +492,8 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
     rep.parameters = total;
     rep.non_embedding_parameters = encoder;
   }
-  rep.flops_per_step =
-      training_flops_per_step(rep.non_embedding_parameters, rep.layers, rep.hidden, rep.seq_len, rep.batch_size);
+  rep.flops_per_step = training_flops_per_step(rep.non_embedding_parameters, rep.layers, rep.hidden,
+                                               rep.seq_len, rep.batch_size);
   rep.flops_formula =
       "6*N*B*T + 12*L*H*T^2*B per step and process; N = encoder parameters (embeddings, pooler and "
       "classifier not counted), B batch, T sequence length, L layers, H hidden size";
@@ -537,7 +550,8 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
       r.isolated = false;
       r.peak_rss_bytes.reset();  // VmHWM is process-wide and cannot be reset: meaningless here
     }
-    if (!r.ran && o.progress()) std::fprintf(stderr, "%s skipped: %s\n", display_name(p).c_str(), r.skipped_reason.c_str());
+    if (!r.ran && o.progress())
+      std::fprintf(stderr, "%s skipped: %s\n", display_name(p).c_str(), r.skipped_reason.c_str());
     if (!r.ran) rep.notes.push_back(display_name(p) + " skipped: " + r.skipped_reason);
     rep.results.push_back(std::move(r));
   }
@@ -549,10 +563,12 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
     if (r.gemm_peak_tflops > 0) r.mfu = r.model_tflops / r.gemm_peak_tflops;
   }
   if (!o.isolate() && !is_cuda_device(device))
-    rep.notes.push_back("peak RSS not reported: runs shared one process (VmHWM cannot be reset); "
-                        "`accel bench precision` isolates each precision in its own process.");
-  rep.notes.push_back("accuracy after a short fine-tune (--eval_accuracy) is not measured; the loss after the "
-                      "timed steps is reported instead.");
+    rep.notes.push_back(
+        "peak RSS not reported: runs shared one process (VmHWM cannot be reset); "
+        "`accel bench precision` isolates each precision in its own process.");
+  rep.notes.push_back(
+      "accuracy after a short fine-tune (--eval_accuracy) is not measured; the loss after the "
+      "timed steps is reported instead.");
   return rep;
 }
 
@@ -579,31 +595,35 @@ std::string PrecisionReport::to_table() const {
                 "accel bench precision: %s (%.1fM parameters, %lld layers, H=%lld), batch %lld x seq %lld, "
                 "%lld steps after %lld warm-up, %s (%s), %d threads, data %s\n",
                 model.c_str(), static_cast<double>(parameters) / 1e6, static_cast<long long>(layers),
-                static_cast<long long>(hidden), static_cast<long long>(batch_size), static_cast<long long>(seq_len),
-                static_cast<long long>(steps), static_cast<long long>(warmup), device.c_str(), device_name.c_str(),
-                num_threads, data.c_str());
+                static_cast<long long>(hidden), static_cast<long long>(batch_size),
+                static_cast<long long>(seq_len), static_cast<long long>(steps),
+                static_cast<long long>(warmup), device.c_str(), device_name.c_str(), num_threads,
+                data.c_str());
   os << buf;
   const bool cuda = is_cuda_device(device);
-  std::snprintf(buf, sizeof buf, "%-6s %10s %10s %24s %10s %10s %9s %8s %6s\n", "prec", "samples/s", "tokens/s",
-                "step ms median [min,max]", cuda ? "alloc MiB" : "RSS MiB", cuda ? "resv MiB" : "tensor MiB",
-                "loss", "TFLOP/s", "MFU");
+  std::snprintf(buf, sizeof buf, "%-6s %10s %10s %24s %10s %10s %9s %8s %6s\n", "prec", "samples/s",
+                "tokens/s", "step ms median [min,max]", cuda ? "alloc MiB" : "RSS MiB",
+                cuda ? "resv MiB" : "tensor MiB", "loss", "TFLOP/s", "MFU");
   os << buf;
   for (const auto& r : results) {
     if (!r.ran) {
-      std::snprintf(buf, sizeof buf, "%-6s skipped: %s\n", display_name(r.precision).c_str(), r.skipped_reason.c_str());
+      std::snprintf(buf, sizeof buf, "%-6s skipped: %s\n", display_name(r.precision).c_str(),
+                    r.skipped_reason.c_str());
       os << buf;
       continue;
     }
     char step[64], mfu_s[16];
     std::snprintf(step, sizeof step, "%.1f [%.1f,%.1f]", r.step_time_median_s * 1e3, r.step_time_min_s * 1e3,
                   r.step_time_max_s * 1e3);
-    if (r.mfu) std::snprintf(mfu_s, sizeof mfu_s, "%.1f%%", *r.mfu * 100);
-    else std::snprintf(mfu_s, sizeof mfu_s, "-");
+    if (r.mfu)
+      std::snprintf(mfu_s, sizeof mfu_s, "%.1f%%", *r.mfu * 100);
+    else
+      std::snprintf(mfu_s, sizeof mfu_s, "-");
     std::snprintf(buf, sizeof buf, "%-6s %10.2f %10.0f %24s %10s %10s %9.4f %8.3f %6s\n",
                   display_name(r.precision).c_str(), r.samples_per_s, r.tokens_per_s, step,
                   mib(cuda ? r.cuda_peak_allocated_bytes : r.peak_rss_bytes).c_str(),
-                  mib(cuda ? r.cuda_peak_reserved_bytes : r.peak_tensor_bytes).c_str(), r.loss_last, r.model_tflops,
-                  mfu_s);
+                  mib(cuda ? r.cuda_peak_reserved_bytes : r.peak_tensor_bytes).c_str(), r.loss_last,
+                  r.model_tflops, mfu_s);
     os << buf;
   }
   const PrecisionResult* base = find("no");
@@ -641,8 +661,8 @@ std::string PrecisionReport::to_table() const {
       }
       if (!any) continue;
       if (best > 0) {
-        std::snprintf(buf, sizeof buf, " %s %.3f TFLOP/s (n=%lld, %s);", d.c_str(), best, static_cast<long long>(at),
-                      layout.c_str());
+        std::snprintf(buf, sizeof buf, " %s %.3f TFLOP/s (n=%lld, %s);", d.c_str(), best,
+                      static_cast<long long>(at), layout.c_str());
       } else {
         std::snprintf(buf, sizeof buf, " %s failed (%s);", d.c_str(), err.c_str());
       }
@@ -660,8 +680,13 @@ std::string PrecisionReport::to_table() const {
 std::string PrecisionReport::to_json() const {
   json g = json::array();
   for (const auto& x : gemm)
-    g.push_back({{"dtype", x.dtype}, {"layout", x.layout}, {"size", x.size}, {"reps", x.reps}, {"median_s", x.median_s},
-                 {"tflops", x.tflops}, {"error", x.error}});
+    g.push_back({{"dtype", x.dtype},
+                 {"layout", x.layout},
+                 {"size", x.size},
+                 {"reps", x.reps},
+                 {"median_s", x.median_s},
+                 {"tflops", x.tflops},
+                 {"error", x.error}});
   json rs = json::array();
   for (const auto& r : results) rs.push_back(result_json(r));
   json j{{"benchmark", "precision"},
@@ -682,13 +707,16 @@ std::string PrecisionReport::to_json() const {
          {"flops_per_step", flops_per_step},
          {"flops_formula", flops_formula},
          {"gemm", g},
-         {"gemm_peak_tflops", {{"fp32", gemm_peak("fp32")}, {"bf16", gemm_peak("bf16")}, {"fp16", gemm_peak("fp16")}}},
+         {"gemm_peak_tflops",
+          {{"fp32", gemm_peak("fp32")}, {"bf16", gemm_peak("bf16")}, {"fp16", gemm_peak("fp16")}}},
          {"results", rs},
          {"notes", notes}};
   return j.dump(2);
 }
 
-std::string result_to_json(const PrecisionResult& result) { return result_json(result).dump(); }
+std::string result_to_json(const PrecisionResult& result) {
+  return result_json(result).dump();
+}
 
 PrecisionResult result_from_json(const std::string& text) {
   json j;

@@ -13,37 +13,38 @@ namespace accel::bench {
 namespace {
 
 void usage(std::FILE* out) {
-  std::fprintf(out,
-               "usage: accel bench precision [options]\n\n"
-               "The same BERT training steps (AdamW, fixed-shape batches) in each precision, each in a fresh\n"
-               "Accelerator and model in its own process: samples/s, tokens/s, step time median [min, max],\n"
-               "peak memory (CPU: peak RSS and peak bytes held by tensors; CUDA: caching allocator peaks),\n"
-               "loss after the timed steps, a GEMM microbenchmark per dtype and MFU.\n\n"
-               "workload:\n"
-               "  --config NAME|DIR        all-MiniLM-L6-v2 (default), bert-base-uncased, bert-large-uncased,\n"
-               "                           bert-tiny, or a Hugging Face folder / config.json\n"
-               "  --pretrained             load the default MiniLM weights (default: random init, same speed)\n"
-               "  --seq_len T              tokens per sequence (default 256)\n"
-               "  --batch_size B           sequences per step (default 16)\n"
-               "  --steps N                timed steps (default 10)\n"
-               "  --warmup N               untimed steps first (default 2)\n"
-               "  --precisions LIST        comma-separated: no (fp32), bf16, fp16 (default no,bf16,fp16)\n"
-               "  --lr X                   AdamW learning rate (default 5e-5)\n"
-               "  --num_threads N          torch threads for training and GEMMs (default: torch's)\n"
-               "  --data random|imdb       random token ids (default) or IMDb reviews\n"
-               "  --data_dir DIR           aclImdb folder for --data imdb\n"
-               "  --cpu                    use the CPU even when a GPU is present\n"
-               "  --seed S                 weights and batches (default 0)\n"
-               "  --gemm_sizes LIST        GEMM sizes (default 1024,2048)\n"
-               "  --gemm_reps N            timed GEMMs per size and layout (default 5)\n"
-               "  --gemm_budget_s S        rough seconds per dtype, layout and size (default 3)\n"
-               "  --no_gemm                skip the GEMM microbenchmark (no MFU)\n"
-               "  --in_process             run every precision in this process (no per-precision peak RSS)\n"
-               "  --no_progress            no progress bars\n\n"
-               "output:\n"
-               "  --json FILE              write the report as JSON\n"
-               "  --png FILE               write a chart (samples/s and peak memory) with gnuplot\n\n"
-               "Example: accel bench precision --num_threads 2 --json prec.json --png prec.png\n");
+  std::fprintf(
+      out,
+      "usage: accel bench precision [options]\n\n"
+      "The same BERT training steps (AdamW, fixed-shape batches) in each precision, each in a fresh\n"
+      "Accelerator and model in its own process: samples/s, tokens/s, step time median [min, max],\n"
+      "peak memory (CPU: peak RSS and peak bytes held by tensors; CUDA: caching allocator peaks),\n"
+      "loss after the timed steps, a GEMM microbenchmark per dtype and MFU.\n\n"
+      "workload:\n"
+      "  --config NAME|DIR        all-MiniLM-L6-v2 (default), bert-base-uncased, bert-large-uncased,\n"
+      "                           bert-tiny, or a Hugging Face folder / config.json\n"
+      "  --pretrained             load the default MiniLM weights (default: random init, same speed)\n"
+      "  --seq_len T              tokens per sequence (default 256)\n"
+      "  --batch_size B           sequences per step (default 16)\n"
+      "  --steps N                timed steps (default 10)\n"
+      "  --warmup N               untimed steps first (default 2)\n"
+      "  --precisions LIST        comma-separated: no (fp32), bf16, fp16 (default no,bf16,fp16)\n"
+      "  --lr X                   AdamW learning rate (default 5e-5)\n"
+      "  --num_threads N          torch threads for training and GEMMs (default: torch's)\n"
+      "  --data random|imdb       random token ids (default) or IMDb reviews\n"
+      "  --data_dir DIR           aclImdb folder for --data imdb\n"
+      "  --cpu                    use the CPU even when a GPU is present\n"
+      "  --seed S                 weights and batches (default 0)\n"
+      "  --gemm_sizes LIST        GEMM sizes (default 1024,2048)\n"
+      "  --gemm_reps N            timed GEMMs per size and layout (default 5)\n"
+      "  --gemm_budget_s S        rough seconds per dtype, layout and size (default 3)\n"
+      "  --no_gemm                skip the GEMM microbenchmark (no MFU)\n"
+      "  --in_process             run every precision in this process (no per-precision peak RSS)\n"
+      "  --no_progress            no progress bars\n\n"
+      "output:\n"
+      "  --json FILE              write the report as JSON\n"
+      "  --png FILE               write a chart (samples/s and peak memory) with gnuplot\n\n"
+      "Example: accel bench precision --num_threads 2 --json prec.json --png prec.png\n");
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -113,18 +114,26 @@ CommandArgs parse_command(const std::vector<std::string>& args) {
   CommandArgs c;
   std::vector<std::string> workload;
   for_each_option(args, [&](const std::string& k, auto&& value) {
-    if (k == "--help" || k == "-h") c.help = true;
-    else if (k == "--single") c.single = value();
-    else if (k == "--json_out") c.json_out = value();
-    else if (k == "--json") c.json = value();
-    else if (k == "--png") c.png = value();
-    else if (k == "--in_process") c.in_process = true;
+    if (k == "--help" || k == "-h")
+      c.help = true;
+    else if (k == "--single")
+      c.single = value();
+    else if (k == "--json_out")
+      c.json_out = value();
+    else if (k == "--json")
+      c.json = value();
+    else if (k == "--png")
+      c.png = value();
+    else if (k == "--in_process")
+      c.in_process = true;
     else if (k == "--eval_accuracy") {
-      ACCEL_CHECK(false, "bench precision: --eval_accuracy is not implemented; the report gives the loss after "
+      ACCEL_CHECK(false,
+                  "bench precision: --eval_accuracy is not implemented; the report gives the loss after "
                   "the timed steps instead.");
     } else {
       workload.push_back(k);
-      if (k != "--pretrained" && k != "--cpu" && k != "--no_gemm" && k != "--no_progress") workload.push_back(value());
+      if (k != "--pretrained" && k != "--cpu" && k != "--no_gemm" && k != "--no_progress")
+        workload.push_back(value());
     }
   });
   if (!c.help) c.options = parse_precision_args(workload);
@@ -136,46 +145,66 @@ CommandArgs parse_command(const std::vector<std::string>& args) {
 PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& args) {
   PrecisionBenchmarkOptions o;
   for_each_option(args, [&](const std::string& k, auto&& value) {
-    if (k == "--config") o.config(value());
-    else if (k == "--pretrained") o.pretrained(true);
-    else if (k == "--seq_len" || k == "--max_length") o.seq_len(to_int(k, value()));
-    else if (k == "--batch_size") o.batch_size(to_int(k, value()));
-    else if (k == "--steps") o.steps(to_int(k, value()));
-    else if (k == "--warmup") o.warmup(to_int(k, value()));
+    if (k == "--config")
+      o.config(value());
+    else if (k == "--pretrained")
+      o.pretrained(true);
+    else if (k == "--seq_len" || k == "--max_length")
+      o.seq_len(to_int(k, value()));
+    else if (k == "--batch_size")
+      o.batch_size(to_int(k, value()));
+    else if (k == "--steps")
+      o.steps(to_int(k, value()));
+    else if (k == "--warmup")
+      o.warmup(to_int(k, value()));
     else if (k == "--precisions" || k == "--precision") {
       std::vector<std::string> ps;
       for (const auto& p : split_list(value())) ps.push_back(normalize_precision(p));
       o.precisions(ps);
-    } else if (k == "--lr") o.lr(to_double(k, value()));
-    else if (k == "--num_threads") o.num_threads(static_cast<int>(to_int(k, value())));
-    else if (k == "--data") o.data(value());
-    else if (k == "--data_dir") o.data_dir(value());
-    else if (k == "--cpu") o.cpu(true);
-    else if (k == "--seed") o.seed(static_cast<uint64_t>(to_int(k, value())));
+    } else if (k == "--lr")
+      o.lr(to_double(k, value()));
+    else if (k == "--num_threads")
+      o.num_threads(static_cast<int>(to_int(k, value())));
+    else if (k == "--data")
+      o.data(value());
+    else if (k == "--data_dir")
+      o.data_dir(value());
+    else if (k == "--cpu")
+      o.cpu(true);
+    else if (k == "--seed")
+      o.seed(static_cast<uint64_t>(to_int(k, value())));
     else if (k == "--gemm_sizes") {
       std::vector<int64_t> sizes;
       for (const auto& s : split_list(value())) sizes.push_back(to_int(k, s));
       o.gemm_sizes(sizes);
-    } else if (k == "--gemm_reps") o.gemm_reps(to_int(k, value()));
-    else if (k == "--gemm_budget_s") o.gemm_budget_s(to_double(k, value()));
-    else if (k == "--no_gemm") o.gemm(false);
-    else if (k == "--no_progress") o.progress(false);
+    } else if (k == "--gemm_reps")
+      o.gemm_reps(to_int(k, value()));
+    else if (k == "--gemm_budget_s")
+      o.gemm_budget_s(to_double(k, value()));
+    else if (k == "--no_gemm")
+      o.gemm(false);
+    else if (k == "--no_progress")
+      o.progress(false);
     else {
-      ACCEL_CHECK(false, "bench precision: unknown option '", k,
-                  "'. Options: --config, --pretrained, --seq_len, --batch_size, --steps, --warmup, --precisions, "
-                  "--lr, --num_threads, --data, --data_dir, --cpu, --seed, --gemm_sizes, --gemm_reps, --no_gemm, "
-                  "--in_process, --no_progress, --json, --png (see --help).");
+      ACCEL_CHECK(
+          false, "bench precision: unknown option '", k,
+          "'. Options: --config, --pretrained, --seq_len, --batch_size, --steps, --warmup, --precisions, "
+          "--lr, --num_threads, --data, --data_dir, --cpu, --seed, --gemm_sizes, --gemm_reps, --no_gemm, "
+          "--in_process, --no_progress, --json, --png (see --help).");
     }
   });
   return o;
 }
 
 std::vector<std::string> to_precision_args(const PrecisionBenchmarkOptions& o) {
-  ACCEL_CHECK(!o.custom_config(), "bench precision: a custom_config cannot be passed to a child process; "
+  ACCEL_CHECK(!o.custom_config(),
+              "bench precision: a custom_config cannot be passed to a child process; "
               "write it to a config.json and set config to its path.");
-  std::vector<std::string> a = {"--config", o.config(), "--seq_len", std::to_string(o.seq_len()), "--batch_size",
-                                std::to_string(o.batch_size()), "--steps", std::to_string(o.steps()), "--warmup",
-                                std::to_string(o.warmup())};
+  std::vector<std::string> a = {"--config",     o.config(),
+                                "--seq_len",    std::to_string(o.seq_len()),
+                                "--batch_size", std::to_string(o.batch_size()),
+                                "--steps",      std::to_string(o.steps()),
+                                "--warmup",     std::to_string(o.warmup())};
   std::string ps;
   for (const auto& p : o.precisions()) {
     if (!ps.empty()) ps += ',';
@@ -183,8 +212,8 @@ std::vector<std::string> to_precision_args(const PrecisionBenchmarkOptions& o) {
   }
   char lr[64];
   std::snprintf(lr, sizeof lr, "%.17g", o.lr());
-  a.insert(a.end(), {"--precisions", ps, "--lr", lr, "--num_threads", std::to_string(o.num_threads()), "--data",
-                     o.data(), "--seed", std::to_string(o.seed())});
+  a.insert(a.end(), {"--precisions", ps, "--lr", lr, "--num_threads", std::to_string(o.num_threads()),
+                     "--data", o.data(), "--seed", std::to_string(o.seed())});
   if (!o.data_dir().empty()) a.insert(a.end(), {"--data_dir", o.data_dir()});
   if (o.pretrained()) a.push_back("--pretrained");
   if (o.cpu()) a.push_back("--cpu");
@@ -241,8 +270,10 @@ int precision_main(const std::vector<std::string>& args) {
     }
     if (!c.png.empty()) {
       const auto why = write_chart_png(report, c.png);
-      if (why.empty()) std::printf("chart: %s\n", c.png.c_str());
-      else std::fprintf(stderr, "accel bench precision: no chart: %s\n", why.c_str());
+      if (why.empty())
+        std::printf("chart: %s\n", c.png.c_str());
+      else
+        std::fprintf(stderr, "accel bench precision: no chart: %s\n", why.c_str());
     }
     bool any = false;
     for (const auto& r : report.results) any = any || r.ran;

@@ -84,7 +84,9 @@ StateFolderWriter::StateFolderWriter(fs::path final_dir, const std::string& temp
               ". HINT: check that the folder is writable and the disk is not full.");
 }
 
-fs::path StateFolderWriter::member(const std::string& name) const { return temp_ / name; }
+fs::path StateFolderWriter::member(const std::string& name) const {
+  return temp_ / name;
+}
 
 void StateFolderWriter::write(const std::string& name, const std::string& bytes) {
   write_file_atomic(member(name), bytes);
@@ -96,7 +98,8 @@ void StateFolderWriter::commit(nlohmann::json header) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
     if (name == kManifestName || name.find(".tmp") != std::string::npos) continue;
-    files[name] = {{"size", static_cast<uint64_t>(entry.file_size())}, {"checksum", file_checksum(entry.path())}};
+    files[name] = {{"size", static_cast<uint64_t>(entry.file_size())},
+                   {"checksum", file_checksum(entry.path())}};
   }
   header["format_version"] = kStateFormatVersion;
   header["files"] = files;
@@ -129,21 +132,24 @@ nlohmann::json verify_state_folder(const fs::path& dir) {
   } catch (const nlohmann::json::exception& e) {
     ACCEL_CHECK_INPUT(false, "load_state: ", manifest.string(), " is not valid JSON (", e.what(), ").");
   }
-  ACCEL_CHECK_INPUT(m.is_object() && m.contains("format_version") && m.contains("files") && m["files"].is_object(),
-                    "load_state: ", manifest.string(), " lacks format_version/files.");
-  ACCEL_CHECK_INPUT(m["format_version"].is_number_integer() && m["format_version"].get<int>() == kStateFormatVersion,
-                    "load_state: ", manifest.string(), " has format version ", m["format_version"].dump(),
-                    "; this accel reads version ", kStateFormatVersion, ".");
+  ACCEL_CHECK_INPUT(
+      m.is_object() && m.contains("format_version") && m.contains("files") && m["files"].is_object(),
+      "load_state: ", manifest.string(), " lacks format_version/files.");
+  ACCEL_CHECK_INPUT(
+      m["format_version"].is_number_integer() && m["format_version"].get<int>() == kStateFormatVersion,
+      "load_state: ", manifest.string(), " has format version ", m["format_version"].dump(),
+      "; this accel reads version ", kStateFormatVersion, ".");
   for (auto& [name, info] : m["files"].items()) {
     check_member_name(name, dir);
     const fs::path p = dir / name;
     ACCEL_CHECK_INPUT(fs::exists(p), "load_state: ", p.string(), " is missing from the checkpoint.");
     const uint64_t size = fs::file_size(p);
-    ACCEL_CHECK_INPUT(info.contains("size") && info["size"].get<uint64_t>() == size, "load_state: ", p.string(),
-                      " has ", size, " bytes but the manifest says ", info.value("size", uint64_t{0}),
-                      " (truncated or modified). Nothing was loaded.");
+    ACCEL_CHECK_INPUT(info.contains("size") && info["size"].get<uint64_t>() == size,
+                      "load_state: ", p.string(), " has ", size, " bytes but the manifest says ",
+                      info.value("size", uint64_t{0}), " (truncated or modified). Nothing was loaded.");
     ACCEL_CHECK_INPUT(info.contains("checksum") && info["checksum"].get<std::string>() == file_checksum(p),
-                      "load_state: ", p.string(), " does not match its checksum in the manifest (modified "
+                      "load_state: ", p.string(),
+                      " does not match its checksum in the manifest (modified "
                       "or corrupted). Nothing was loaded.");
   }
   return m;
@@ -158,7 +164,8 @@ std::map<std::string, at::Tensor> capture_rng_states() {
   }
   if (torch::cuda::is_available()) {
     for (size_t d = 0; d < torch::cuda::device_count(); ++d) {
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d)));
+      auto gen =
+          at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       out["cuda" + std::to_string(d)] = gen.get_state();
     }
@@ -175,7 +182,8 @@ void restore_rng_states(const std::map<std::string, at::Tensor>& states) {
     } else if (name.rfind("cuda", 0) == 0 && torch::cuda::is_available()) {
       const size_t d = std::stoul(name.substr(4));
       if (d >= torch::cuda::device_count()) continue;
-      auto gen = at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d)));
+      auto gen =
+          at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d)));
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(state.contiguous());
     }
@@ -190,7 +198,9 @@ State* state_of(torch::optim::Optimizer& opt, const at::Tensor& p) {
   return it == opt.state().end() ? nullptr : static_cast<State*>(it->second.get());
 }
 
-at::Tensor scalar_i64(int64_t v) { return at::full({1}, v, at::kLong); }
+at::Tensor scalar_i64(int64_t v) {
+  return at::full({1}, v, at::kLong);
+}
 
 void put(std::map<std::string, at::Tensor>& m, const std::string& k, const at::Tensor& t) {
   if (t.defined()) m[k] = t.detach().cpu().contiguous();
@@ -202,12 +212,18 @@ std::pair<std::map<std::string, at::Tensor>, nlohmann::json> optimizer_state(tor
   std::map<std::string, at::Tensor> t;
   nlohmann::json groups = nlohmann::json::array();
   std::string kind;
-  if (dynamic_cast<torch::optim::AdamW*>(&opt)) kind = "AdamW";
-  else if (dynamic_cast<torch::optim::Adam*>(&opt)) kind = "Adam";
-  else if (dynamic_cast<torch::optim::SGD*>(&opt)) kind = "SGD";
-  else if (dynamic_cast<torch::optim::RMSprop*>(&opt)) kind = "RMSprop";
-  else if (dynamic_cast<torch::optim::Adagrad*>(&opt)) kind = "Adagrad";
-  ACCEL_CHECK(!kind.empty(), "save_state: this optimizer type cannot be saved (supported: AdamW, Adam, "
+  if (dynamic_cast<torch::optim::AdamW*>(&opt))
+    kind = "AdamW";
+  else if (dynamic_cast<torch::optim::Adam*>(&opt))
+    kind = "Adam";
+  else if (dynamic_cast<torch::optim::SGD*>(&opt))
+    kind = "SGD";
+  else if (dynamic_cast<torch::optim::RMSprop*>(&opt))
+    kind = "RMSprop";
+  else if (dynamic_cast<torch::optim::Adagrad*>(&opt))
+    kind = "Adagrad";
+  ACCEL_CHECK(!kind.empty(),
+              "save_state: this optimizer type cannot be saved (supported: AdamW, Adam, "
               "SGD, RMSprop, Adagrad). HINT: save it yourself with register_for_checkpointing.");
   int64_t index = 0;
   for (auto& g : opt.param_groups()) {
@@ -216,24 +232,39 @@ std::pair<std::map<std::string, at::Tensor>, nlohmann::json> optimizer_state(tor
     go["num_params"] = g.params().size();
     if (kind == "AdamW") {
       auto& o = static_cast<torch::optim::AdamWOptions&>(g.options());
-      go.update({{"lr", o.lr()}, {"beta1", std::get<0>(o.betas())}, {"beta2", std::get<1>(o.betas())},
-                 {"eps", o.eps()}, {"weight_decay", o.weight_decay()}, {"amsgrad", o.amsgrad()}});
+      go.update({{"lr", o.lr()},
+                 {"beta1", std::get<0>(o.betas())},
+                 {"beta2", std::get<1>(o.betas())},
+                 {"eps", o.eps()},
+                 {"weight_decay", o.weight_decay()},
+                 {"amsgrad", o.amsgrad()}});
     } else if (kind == "Adam") {
       auto& o = static_cast<torch::optim::AdamOptions&>(g.options());
-      go.update({{"lr", o.lr()}, {"beta1", std::get<0>(o.betas())}, {"beta2", std::get<1>(o.betas())},
-                 {"eps", o.eps()}, {"weight_decay", o.weight_decay()}, {"amsgrad", o.amsgrad()}});
+      go.update({{"lr", o.lr()},
+                 {"beta1", std::get<0>(o.betas())},
+                 {"beta2", std::get<1>(o.betas())},
+                 {"eps", o.eps()},
+                 {"weight_decay", o.weight_decay()},
+                 {"amsgrad", o.amsgrad()}});
     } else if (kind == "SGD") {
       auto& o = static_cast<torch::optim::SGDOptions&>(g.options());
-      go.update({{"lr", o.lr()}, {"momentum", o.momentum()}, {"dampening", o.dampening()},
-                 {"weight_decay", o.weight_decay()}, {"nesterov", o.nesterov()}});
+      go.update({{"lr", o.lr()},
+                 {"momentum", o.momentum()},
+                 {"dampening", o.dampening()},
+                 {"weight_decay", o.weight_decay()},
+                 {"nesterov", o.nesterov()}});
     } else if (kind == "RMSprop") {
       auto& o = static_cast<torch::optim::RMSpropOptions&>(g.options());
-      go.update({{"lr", o.lr()}, {"alpha", o.alpha()}, {"eps", o.eps()}, {"weight_decay", o.weight_decay()},
-                 {"momentum", o.momentum()}, {"centered", o.centered()}});
+      go.update({{"lr", o.lr()},
+                 {"alpha", o.alpha()},
+                 {"eps", o.eps()},
+                 {"weight_decay", o.weight_decay()},
+                 {"momentum", o.momentum()},
+                 {"centered", o.centered()}});
     } else {
       auto& o = static_cast<torch::optim::AdagradOptions&>(g.options());
-      go.update({{"lr", o.lr()}, {"lr_decay", o.lr_decay()}, {"weight_decay", o.weight_decay()},
-                 {"eps", o.eps()}});
+      go.update(
+          {{"lr", o.lr()}, {"lr_decay", o.lr_decay()}, {"weight_decay", o.weight_decay()}, {"eps", o.eps()}});
     }
     groups.push_back(go);
     for (auto& p : g.params()) {
@@ -254,7 +285,8 @@ std::pair<std::map<std::string, at::Tensor>, nlohmann::json> optimizer_state(tor
           put(t, k + "max_exp_avg_sq", s->max_exp_avg_sq());
         }
       } else if (kind == "SGD") {
-        if (auto* s = state_of<torch::optim::SGDParamState>(opt, p)) put(t, k + "momentum_buffer", s->momentum_buffer());
+        if (auto* s = state_of<torch::optim::SGDParamState>(opt, p))
+          put(t, k + "momentum_buffer", s->momentum_buffer());
       } else if (kind == "RMSprop") {
         if (auto* s = state_of<torch::optim::RMSpropParamState>(opt, p)) {
           put(t, k + "step", scalar_i64(s->step()));
@@ -273,9 +305,10 @@ std::pair<std::map<std::string, at::Tensor>, nlohmann::json> optimizer_state(tor
 
 void load_optimizer_state(torch::optim::Optimizer& opt, const std::map<std::string, at::Tensor>& t,
                           const nlohmann::json& groups, const std::string& where) {
-  ACCEL_CHECK_INPUT(groups.is_array() && groups.size() == opt.param_groups().size(), where, ": the saved optimizer has ",
-                    groups.is_array() ? groups.size() : 0, " parameter group(s) but this one has ",
-                    opt.param_groups().size(), ". HINT: build the optimizer as in the saved run.");
+  ACCEL_CHECK_INPUT(groups.is_array() && groups.size() == opt.param_groups().size(), where,
+                    ": the saved optimizer has ", groups.is_array() ? groups.size() : 0,
+                    " parameter group(s) but this one has ", opt.param_groups().size(),
+                    ". HINT: build the optimizer as in the saved run.");
   auto get = [&](const std::string& k) -> at::Tensor {
     auto it = t.find(k);
     return it == t.end() ? at::Tensor() : it->second;
@@ -286,26 +319,45 @@ void load_optimizer_state(torch::optim::Optimizer& opt, const std::map<std::stri
     const auto& go = groups[gi];
     const std::string kind = go.value("kind", "");
     ACCEL_CHECK_INPUT(go.value("num_params", size_t{0}) == g.params().size(), where, ": group ", gi, " had ",
-                      go.value("num_params", size_t{0}), " parameters when saved but has ", g.params().size(), " now.");
+                      go.value("num_params", size_t{0}), " parameters when saved but has ", g.params().size(),
+                      " now.");
     auto opt_kind_ok = [&](bool ok) {
-      ACCEL_CHECK_INPUT(ok, where, ": the saved optimizer is ", kind, ", which is not the optimizer being loaded.");
+      ACCEL_CHECK_INPUT(ok, where, ": the saved optimizer is ", kind,
+                        ", which is not the optimizer being loaded.");
     };
     if (kind == "AdamW") {
       opt_kind_ok(dynamic_cast<torch::optim::AdamW*>(&opt) != nullptr);
       auto& o = static_cast<torch::optim::AdamWOptions&>(g.options());
-      o.lr(go["lr"]).betas({go["beta1"], go["beta2"]}).eps(go["eps"]).weight_decay(go["weight_decay"]).amsgrad(go["amsgrad"]);
+      o.lr(go["lr"])
+          .betas({go["beta1"], go["beta2"]})
+          .eps(go["eps"])
+          .weight_decay(go["weight_decay"])
+          .amsgrad(go["amsgrad"]);
     } else if (kind == "Adam") {
       opt_kind_ok(dynamic_cast<torch::optim::Adam*>(&opt) != nullptr);
       auto& o = static_cast<torch::optim::AdamOptions&>(g.options());
-      o.lr(go["lr"]).betas({go["beta1"], go["beta2"]}).eps(go["eps"]).weight_decay(go["weight_decay"]).amsgrad(go["amsgrad"]);
+      o.lr(go["lr"])
+          .betas({go["beta1"], go["beta2"]})
+          .eps(go["eps"])
+          .weight_decay(go["weight_decay"])
+          .amsgrad(go["amsgrad"]);
     } else if (kind == "SGD") {
       opt_kind_ok(dynamic_cast<torch::optim::SGD*>(&opt) != nullptr);
       auto& o = static_cast<torch::optim::SGDOptions&>(g.options());
-      o.lr(go["lr"]).momentum(go["momentum"]).dampening(go["dampening"]).weight_decay(go["weight_decay"]).nesterov(go["nesterov"]);
+      o.lr(go["lr"])
+          .momentum(go["momentum"])
+          .dampening(go["dampening"])
+          .weight_decay(go["weight_decay"])
+          .nesterov(go["nesterov"]);
     } else if (kind == "RMSprop") {
       opt_kind_ok(dynamic_cast<torch::optim::RMSprop*>(&opt) != nullptr);
       auto& o = static_cast<torch::optim::RMSpropOptions&>(g.options());
-      o.lr(go["lr"]).alpha(go["alpha"]).eps(go["eps"]).weight_decay(go["weight_decay"]).momentum(go["momentum"]).centered(go["centered"]);
+      o.lr(go["lr"])
+          .alpha(go["alpha"])
+          .eps(go["eps"])
+          .weight_decay(go["weight_decay"])
+          .momentum(go["momentum"])
+          .centered(go["centered"]);
     } else if (kind == "Adagrad") {
       opt_kind_ok(dynamic_cast<torch::optim::Adagrad*>(&opt) != nullptr);
       auto& o = static_cast<torch::optim::AdagradOptions&>(g.options());
@@ -316,11 +368,12 @@ void load_optimizer_state(torch::optim::Optimizer& opt, const std::map<std::stri
     for (auto& p : g.params()) {
       const std::string k = std::to_string(index++) + ".";
       at::Tensor shape = get(k + "shape");
-      ACCEL_CHECK_INPUT(shape.defined() && shape.numel() == p.dim() &&
-                            std::equal(p.sizes().begin(), p.sizes().end(), shape.data_ptr<int64_t>()),
-                        where, ": parameter ", index - 1, " has shape ", p.sizes(), " but the saved state has ",
-                        shape.defined() ? c10::str(c10::IntArrayRef(shape.data_ptr<int64_t>(), shape.numel())) : "none",
-                        ". HINT: the checkpoint is for another model.");
+      ACCEL_CHECK_INPUT(
+          shape.defined() && shape.numel() == p.dim() &&
+              std::equal(p.sizes().begin(), p.sizes().end(), shape.data_ptr<int64_t>()),
+          where, ": parameter ", index - 1, " has shape ", p.sizes(), " but the saved state has ",
+          shape.defined() ? c10::str(c10::IntArrayRef(shape.data_ptr<int64_t>(), shape.numel())) : "none",
+          ". HINT: the checkpoint is for another model.");
       auto dev = [&](const at::Tensor& x) { return x.defined() ? x.to(p.device()).clone() : x; };
       void* key = p.unsafeGetTensorImpl();
       at::Tensor step = get(k + "step");
@@ -329,12 +382,16 @@ void load_optimizer_state(torch::optim::Optimizer& opt, const std::map<std::stri
         std::unique_ptr<torch::optim::OptimizerParamState> st;
         if (kind == "AdamW") {
           auto s = std::make_unique<torch::optim::AdamWParamState>();
-          s->step(step.item<int64_t>()).exp_avg(dev(get(k + "exp_avg"))).exp_avg_sq(dev(get(k + "exp_avg_sq")));
+          s->step(step.item<int64_t>())
+              .exp_avg(dev(get(k + "exp_avg")))
+              .exp_avg_sq(dev(get(k + "exp_avg_sq")));
           if (get(k + "max_exp_avg_sq").defined()) s->max_exp_avg_sq(dev(get(k + "max_exp_avg_sq")));
           st = std::move(s);
         } else {
           auto s = std::make_unique<torch::optim::AdamParamState>();
-          s->step(step.item<int64_t>()).exp_avg(dev(get(k + "exp_avg"))).exp_avg_sq(dev(get(k + "exp_avg_sq")));
+          s->step(step.item<int64_t>())
+              .exp_avg(dev(get(k + "exp_avg")))
+              .exp_avg_sq(dev(get(k + "exp_avg_sq")));
           if (get(k + "max_exp_avg_sq").defined()) s->max_exp_avg_sq(dev(get(k + "max_exp_avg_sq")));
           st = std::move(s);
         }

@@ -76,8 +76,7 @@ std::vector<fs::path> list_imdb_files(const fs::path& label_dir) {
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".txt") != 0) continue;
     items.emplace_back(name_key(name), e.path());
   }
-  std::sort(items.begin(), items.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<fs::path> out;
   out.reserve(items.size());
   for (auto& it : items) out.push_back(std::move(it.second));
@@ -164,16 +163,18 @@ fs::path executable_dir() {
 ImdbLocation resolve_imdb_dir(const ImdbLocationOptions& o, const EnvMap& env) {
   if (!o.data_dir().empty()) {
     auto found = imdb_in(o.data_dir());
-    ACCEL_CHECK_INPUT(found.has_value(), "--data-dir '", o.data_dir(), "' holds no IMDb data (expected ",
-                      "aclImdb/ with train/{pos,neg} and test/{pos,neg}). HINT: point it at the aclImdb ",
-                      "folder or its parent, or leave it out to use ACCEL_DATA_DIR, the cache or a download.");
+    ACCEL_CHECK_INPUT(
+        found.has_value(), "--data-dir '", o.data_dir(), "' holds no IMDb data (expected ",
+        "aclImdb/ with train/{pos,neg} and test/{pos,neg}). HINT: point it at the aclImdb ",
+        "folder or its parent, or leave it out to use ACCEL_DATA_DIR, the cache or a download.");
     return {*found, "data_dir"};
   }
   auto it = env.find("ACCEL_DATA_DIR");
   if (it != env.end() && !it->second.empty()) {
     auto found = imdb_in(it->second);
-    ACCEL_CHECK_INPUT(found.has_value(), "ACCEL_DATA_DIR='", it->second, "' holds no IMDb data (expected ",
-                      "aclImdb/ with train/{pos,neg} and test/{pos,neg}). HINT: fix or unset ACCEL_DATA_DIR.");
+    ACCEL_CHECK_INPUT(
+        found.has_value(), "ACCEL_DATA_DIR='", it->second, "' holds no IMDb data (expected ",
+        "aclImdb/ with train/{pos,neg} and test/{pos,neg}). HINT: fix or unset ACCEL_DATA_DIR.");
     return {*found, "ACCEL_DATA_DIR"};
   }
   const fs::path cache = o.cache_dir().empty() ? default_imdb_cache_dir(env) : fs::path(o.cache_dir());
@@ -247,8 +248,12 @@ void curl_global_once() {
 /// Runs `tar -xzf archive -C dest` with its stderr in `log`; returns the exit status (-1: no run).
 int run_tar(const fs::path& archive, const fs::path& dest, const fs::path& log) {
   std::string a = archive.string(), d = dest.string(), l = log.string();
-  std::vector<char*> argv = {const_cast<char*>("tar"), const_cast<char*>("-xzf"), a.data(),
-                             const_cast<char*>("-C"), d.data(), nullptr};
+  std::vector<char*> argv = {const_cast<char*>("tar"),
+                             const_cast<char*>("-xzf"),
+                             a.data(),
+                             const_cast<char*>("-C"),
+                             d.data(),
+                             nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 2, l.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -311,13 +316,15 @@ fs::path download_imdb(const std::string& url, const std::string& sha256, const 
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup(curl);
   std::fclose(st.file);
-  ACCEL_CHECK_INPUT(rc == CURLE_OK, "download of ", url, " failed: ", errbuf[0] ? errbuf : curl_easy_strerror(rc),
+  ACCEL_CHECK_INPUT(rc == CURLE_OK, "download of ", url,
+                    " failed: ", errbuf[0] ? errbuf : curl_easy_strerror(rc),
                     status ? " (HTTP " + std::to_string(status) + ")" : std::string(),
                     ". HINT: check the network (or proxy settings), or download the archive yourself, ",
                     "extract it and pass --data-dir / set ACCEL_DATA_DIR.");
   const std::string got = st.sha.hex_digest();
-  ACCEL_CHECK_INPUT(got == sha256, "checksum mismatch for ", url, ": expected SHA-256 ", sha256, ", got ", got,
-                    " (", st.bytes, " bytes). HINT: the download was truncated or altered; try again, or ",
+  ACCEL_CHECK_INPUT(got == sha256, "checksum mismatch for ", url, ": expected SHA-256 ", sha256, ", got ",
+                    got, " (", st.bytes,
+                    " bytes). HINT: the download was truncated or altered; try again, or ",
                     "download and extract it yourself and pass --data-dir.");
 
   const fs::path tmp_dir = cache_dir / (".extract-" + tag);
@@ -333,7 +340,8 @@ fs::path download_imdb(const std::string& url, const std::string& sha256, const 
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     for (char& c : msg) c = c == '\n' ? ';' : c;
     ACCEL_CHECK_INPUT(false, "extracting ", tmp_file.string(), " with `tar -xzf` failed (exit ", trc,
-                      msg.empty() ? std::string() : ": " + msg, "). HINT: the archive is damaged, or tar/gzip ",
+                      msg.empty() ? std::string() : ": " + msg,
+                      "). HINT: the archive is damaged, or tar/gzip ",
                       "are missing, or the disk is full (~500 MB needed).");
   }
   const fs::path extracted = tmp_dir / "aclImdb";

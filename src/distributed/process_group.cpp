@@ -27,10 +27,14 @@ namespace {
 
 c10d::ReduceOp to_c10d(ReduceOp op) {
   switch (op) {
-    case ReduceOp::kSum: return c10d::ReduceOp::SUM;
-    case ReduceOp::kMax: return c10d::ReduceOp::MAX;
-    case ReduceOp::kMin: return c10d::ReduceOp::MIN;
-    case ReduceOp::kProduct: return c10d::ReduceOp::PRODUCT;
+    case ReduceOp::kSum:
+      return c10d::ReduceOp::SUM;
+    case ReduceOp::kMax:
+      return c10d::ReduceOp::MAX;
+    case ReduceOp::kMin:
+      return c10d::ReduceOp::MIN;
+    case ReduceOp::kProduct:
+      return c10d::ReduceOp::PRODUCT;
   }
   return c10d::ReduceOp::SUM;
 }
@@ -54,7 +58,8 @@ std::string local_address_towards(const std::string& host, int port) {
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_DGRAM;
   addrinfo* res = nullptr;
-  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr) return "";
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0 || res == nullptr)
+    return "";
   std::string out;
   int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
   if (fd >= 0 && ::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
@@ -72,18 +77,17 @@ std::string local_address_towards(const std::string& host, int port) {
 
 class C10dWork : public Work {
  public:
-  C10dWork(c10::intrusive_ptr<c10d::Work> work, std::string op, int rank,
-           std::chrono::milliseconds timeout)
+  C10dWork(c10::intrusive_ptr<c10d::Work> work, std::string op, int rank, std::chrono::milliseconds timeout)
       : work_(std::move(work)), op_(std::move(op)), rank_(rank), timeout_(timeout) {}
 
   void wait() override {
     try {
       work_->wait(timeout_);
     } catch (const std::exception&) {
-      throw DistributedError(c10::str(
-          "[rank ", rank_, "] collective '", op_, "' failed: ", what_of(std::current_exception()),
-          "\nHINT: another rank probably exited or stopped responding (timeout ",
-          timeout_.count() / 1000.0, " s); look at the other ranks' output for the first error."));
+      throw DistributedError(
+          c10::str("[rank ", rank_, "] collective '", op_, "' failed: ", what_of(std::current_exception()),
+                   "\nHINT: another rank probably exited or stopped responding (timeout ",
+                   timeout_.count() / 1000.0, " s); look at the other ranks' output for the first error."));
     }
   }
   bool completed() override { return work_->isCompleted(); }
@@ -97,9 +101,8 @@ class C10dWork : public Work {
 
 class C10dProcessGroup : public ProcessGroup {
  public:
-  C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store,
-                   c10::intrusive_ptr<c10d::Backend> backend, std::string name, int rank,
-                   int world, std::chrono::milliseconds timeout)
+  C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> backend,
+                   std::string name, int rank, int world, std::chrono::milliseconds timeout)
       : store_(std::move(store)),
         backend_(std::move(backend)),
         name_(std::move(name)),
@@ -132,8 +135,7 @@ class C10dProcessGroup : public ProcessGroup {
   }
 
   void broadcast(at::Tensor& tensor, int root) override {
-    ACCEL_CHECK(root >= 0 && root < world_, "broadcast: root ", root, " is not a rank in [0, ",
-                world_, ").");
+    ACCEL_CHECK(root >= 0 && root < world_, "broadcast: root ", root, " is not a rank in [0, ", world_, ").");
     std::vector<at::Tensor> ts{tensor};
     c10d::BroadcastOptions o;
     o.rootRank = root;
@@ -172,7 +174,9 @@ class C10dProcessGroup : public ProcessGroup {
 
 }  // namespace
 
-void ProcessGroup::all_reduce(at::Tensor& tensor, ReduceOp op) { all_reduce_async(tensor, op)->wait(); }
+void ProcessGroup::all_reduce(at::Tensor& tensor, ReduceOp op) {
+  all_reduce_async(tensor, op)->wait();
+}
 
 std::vector<std::string> ProcessGroup::all_gather_bytes(const std::string& bytes) {
   at::Tensor len = at::full({1}, static_cast<int64_t>(bytes.size()), at::kLong);
@@ -218,17 +222,17 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
   } catch (const std::exception&) {
     const std::string cause = what_of(std::current_exception());
     if (rank == 0) {
-      throw DistributedError(c10::str(
-          "[rank 0] rendezvous on ", state.master_addr, ":", state.master_port, " failed: ", cause,
-          "\nHINT: either the port is in use (choose another --main_process_port, or 0 for a free "
-          "one) or not every one of the ", world, " ranks joined within ",
-          options.timeout.count() / 1000.0, " s."));
+      throw DistributedError(
+          c10::str("[rank 0] rendezvous on ", state.master_addr, ":", state.master_port, " failed: ", cause,
+                   "\nHINT: either the port is in use (choose another --main_process_port, or 0 for a free "
+                   "one) or not every one of the ",
+                   world, " ranks joined within ", options.timeout.count() / 1000.0, " s."));
     }
-    throw DistributedError(c10::str(
-        "[rank ", rank, "] cannot reach the master at ", state.master_addr, ":", state.master_port,
-        " within ", options.timeout.count() / 1000.0, " s: ", cause,
-        "\nHINT: check --main_process_ip / --main_process_port (MASTER_ADDR / MASTER_PORT), that "
-        "rank 0 is running, and that the port is open between the machines."));
+    throw DistributedError(
+        c10::str("[rank ", rank, "] cannot reach the master at ", state.master_addr, ":", state.master_port,
+                 " within ", options.timeout.count() / 1000.0, " s: ", cause,
+                 "\nHINT: check --main_process_ip / --main_process_port (MASTER_ADDR / MASTER_PORT), that "
+                 "rank 0 is running, and that the port is open between the machines."));
   }
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("accel/default_pg", store);
 
@@ -243,7 +247,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
       } else if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-      } else if (std::string local = local_address_towards(state.master_addr, state.master_port); !local.empty()) {
+      } else if (std::string local = local_address_towards(state.master_addr, state.master_port);
+                 !local.empty()) {
         // The interface that reaches the master reaches the other machines too.
         o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
       } else {
@@ -252,7 +257,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
       o->threads = 2;
       pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, o);
 #else
-      ACCEL_CHECK(false, "this build of accel has no Gloo (libgloo-dev headers were missing at "
+      ACCEL_CHECK(false,
+                  "this build of accel has no Gloo (libgloo-dev headers were missing at "
                   "build time). HINT: install libgloo-dev and rebuild.");
 #endif
     } else if (backend == "nccl") {
@@ -261,7 +267,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
       o->timeout = options.timeout;
       pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, o);
 #else
-      ACCEL_CHECK(false, "backend 'nccl' requested but this build of accel has no CUDA/NCCL. "
+      ACCEL_CHECK(false,
+                  "backend 'nccl' requested but this build of accel has no CUDA/NCCL. "
                   "HINT: use backend 'gloo' or build against a CUDA libtorch.");
 #endif
     } else {

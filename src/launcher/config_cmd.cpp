@@ -68,14 +68,15 @@ ParsedArgs parse_flags(const std::vector<std::string>& args, const std::vector<F
       std::vector<std::string> names = {"--help"};
       for (const auto& s : specs) names.push_back(s.name);
       std::string near = closest_match(name, names);
-      throw UsageError(c10::str("unknown flag '", a, "'", near.empty() ? "" : "; did you mean '" + near + "'?",
-                                " HINT: see `", command, " --help`."));
+      throw UsageError(c10::str("unknown flag '", a, "'",
+                                near.empty() ? "" : "; did you mean '" + near + "'?", " HINT: see `", command,
+                                " --help`."));
     }
     auto& values = out.flags[spec->name];
     if (spec->nargs == 0) {
       if (inline_value) {
-        throw UsageError(c10::str("flag ", spec->name, " takes no value (got '", a, "'). HINT: see `", command,
-                                  " --help`."));
+        throw UsageError(c10::str("flag ", spec->name, " takes no value (got '", a, "'). HINT: see `",
+                                  command, " --help`."));
       }
       values.push_back("true");
       continue;
@@ -147,9 +148,10 @@ class Prompter {
       std::string line;
       if (!std::getline(in_, line)) {
         out_ << "\n" << std::flush;
-        throw InputError(c10::str("standard input ended before the questionnaire was complete (question: \"",
-                                  trim(question), "\"). HINT: answer every question; to script it, pipe one ",
-                                  "answer per line (an empty line takes the default), or use `accel config default`."));
+        throw InputError(
+            c10::str("standard input ended before the questionnaire was complete (question: \"",
+                     trim(question), "\"). HINT: answer every question; to script it, pipe one ",
+                     "answer per line (an empty line takes the default), or use `accel config default`."));
       }
       std::string answer = trim(line);
       if (echo_) out_ << answer << "\n";
@@ -161,8 +163,9 @@ class Prompter {
   }
 
   bool ask_yes_no(const std::string& question, bool default_value) {
-    std::string a = ask(question, default_value ? "yes" : "no",
-                        [](const std::string& s) { return parse_yes_no(s) ? "" : "Please enter yes or no."; });
+    std::string a = ask(question, default_value ? "yes" : "no", [](const std::string& s) {
+      return parse_yes_no(s) ? "" : "Please enter yes or no.";
+    });
     return *parse_yes_no(a);
   }
 
@@ -181,7 +184,8 @@ class Prompter {
   }
 
   // A numbered menu; the answer may be the number or the option's name (case-insensitive).
-  size_t ask_options(const std::string& question, const std::vector<std::string>& options, size_t default_index) {
+  size_t ask_options(const std::string& question, const std::vector<std::string>& options,
+                     size_t default_index) {
     out_ << question << "\n";
     for (size_t i = 0; i < options.size(); ++i) out_ << "  " << i << ") " << options[i] << "\n";
     const std::string prompt =
@@ -331,36 +335,42 @@ ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool
   bool same_network = true, debug = false;
   std::string rdzv_backend = "static";
   if (dt != "NO") {
-    num_machines = p.ask_int("How many different machines will you use (use more than 1 for multi-node training)? [1]: ",
-                             1, 1, 1 << 20, "Please enter an integer >= 1.");
+    num_machines = p.ask_int(
+        "How many different machines will you use (use more than 1 for multi-node training)? [1]: ", 1, 1,
+        1 << 20, "Please enter an integer >= 1.");
     if (num_machines > 1) {
       std::vector<std::string> ranks;
       for (int i = 0; i < num_machines; ++i) ranks.push_back(std::to_string(i));
       machine_rank = static_cast<int>(p.ask_options("What is the rank of this machine?", ranks, 0));
-      c.main_process_ip = p.ask("What is the IP address of the machine that will host the main process? ", std::nullopt,
-                                [](const std::string& s) -> std::string {
+      c.main_process_ip = p.ask("What is the IP address of the machine that will host the main process? ",
+                                std::nullopt, [](const std::string& s) -> std::string {
                                   if (s.empty() || s.find(' ') != std::string::npos) {
                                     return "Please enter an IP address or host name.";
                                   }
                                   return "";
                                 });
-      c.main_process_port = p.ask_int("What is the port you will use to communicate with the main process? [29500]: ",
-                                      29500, 0, 65535, "Please enter a port number (0 to 65535).");
-      same_network = p.ask_yes_no("Are all the machines on the same local network? Answer `no` if nodes are on the "
-                                  "cloud and/or on different network hosts [YES/no]: ",
-                                  true);
+      c.main_process_port =
+          p.ask_int("What is the port you will use to communicate with the main process? [29500]: ", 29500, 0,
+                    65535, "Please enter a port number (0 to 65535).");
+      same_network = p.ask_yes_no(
+          "Are all the machines on the same local network? Answer `no` if nodes are on the "
+          "cloud and/or on different network hosts [YES/no]: ",
+          true);
       if (!same_network) {
-        rdzv_backend = p.ask("What rendezvous backend will you use? ('static', 'c10d', ...) [static]: ", "static",
-                             [](const std::string&) { return std::string(); });
+        rdzv_backend =
+            p.ask("What rendezvous backend will you use? ('static', 'c10d', ...) [static]: ", "static",
+                  [](const std::string&) { return std::string(); });
       }
     }
-    debug = p.ask_yes_no("Should distributed operations be checked while running for errors? This can avoid timeout "
-                         "issues but will be slower. [yes/NO]: ",
-                         false);
+    debug = p.ask_yes_no(
+        "Should distributed operations be checked while running for errors? This can avoid timeout "
+        "issues but will be slower. [yes/NO]: ",
+        false);
   }
   bool use_cpu = dt == "MULTI_CPU";
   if (dt == "NO") {
-    use_cpu = p.ask_yes_no("Do you want to run your training on CPU only (even if a GPU is available)? [yes/NO]: ", false);
+    use_cpu = p.ask_yes_no(
+        "Do you want to run your training on CPU only (even if a GPU is available)? [yes/NO]: ", false);
   }
 
   int num_processes = 1;
@@ -370,27 +380,32 @@ ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool
         c10::str("How many ", what, " should be used for distributed training? [1]: "), 1, 1, 1 << 20,
         "Please enter an integer >= 1.", [&](int n) -> std::string {
           if (dt == "MULTI_GPU" && num_machines == 1 && n == 1) {
-            return "multi-GPU on one machine needs at least 2 GPUs; enter 2 or more (or start again and choose "
+            return "multi-GPU on one machine needs at least 2 GPUs; enter 2 or more (or start again and "
+                   "choose "
                    "`No distributed training`).";
           }
           if (n % num_machines != 0) {
-            return c10::str("The number of processes (all machines together) must be a multiple of the number of "
-                            "machines (", num_machines, ").");
+            return c10::str(
+                "The number of processes (all machines together) must be a multiple of the number of "
+                "machines (",
+                num_machines, ").");
           }
           return "";
         });
   }
   if ((dt == "NO" || dt == "MULTI_GPU") && !use_cpu) {
-    c.gpu_ids = p.ask("What GPU(s) (by id) should be used for training on this machine as a comma-separated list? [all]: ",
-                      "all", [](const std::string& s) -> std::string {
-                        static const std::regex kIds(R"(all|[0-9]+(\s*,\s*[0-9]+)*)");
-                        return std::regex_match(s, kIds) ? "" : "Please enter `all` or device ids such as 0,1.";
-                      });
+    c.gpu_ids = p.ask(
+        "What GPU(s) (by id) should be used for training on this machine as a comma-separated list? [all]: ",
+        "all", [](const std::string& s) -> std::string {
+          static const std::regex kIds(R"(all|[0-9]+(\s*,\s*[0-9]+)*)");
+          return std::regex_match(s, kIds) ? "" : "Please enter `all` or device ids such as 0,1.";
+        });
   }
   const std::vector<std::string> kPrecisions = {"no", "fp16", "bf16"};
   c.mixed_precision = kPrecisions[p.ask_options("Do you wish to use mixed precision?", kPrecisions, 0)];
-  const int accumulation = p.ask_int("How many gradient accumulation steps you're passing in your script? [1]: ", 1, 1,
-                                     1 << 20, "Please enter an integer >= 1.");
+  const int accumulation =
+      p.ask_int("How many gradient accumulation steps you're passing in your script? [1]: ", 1, 1, 1 << 20,
+                "Please enter an integer >= 1.");
 
   // The fields Accelerate's questionnaire writes for the same answers (its ClusterConfig.to_dict).
   c.debug = debug;
@@ -451,8 +466,8 @@ int config_main(const std::vector<std::string>& args) {
     if (!a.positional.empty()) {
       std::string near = closest_match(a.positional[0], {"default", "update"});
       return usage_error(c10::str("unexpected argument '", a.positional[0], "'",
-                                  sub.empty() ? "; did you mean '" + near + "'?" : "",
-                                  " HINT: see `", command, " --help`."));
+                                  sub.empty() ? "; did you mean '" + near + "'?" : "", " HINT: see `",
+                                  command, " --help`."));
     }
     if (sub == "default") return run_default(a);
     if (sub == "update") return run_update(a);

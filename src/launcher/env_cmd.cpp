@@ -62,7 +62,9 @@ std::string gib(double kib) {
   return os.str();
 }
 
-std::string yes_no(bool b) { return b ? "yes" : "no"; }
+std::string yes_no(bool b) {
+  return b ? "yes" : "no";
+}
 
 std::string cpu_summary() {
   const std::string info = read_file("/proc/cpuinfo");
@@ -162,8 +164,8 @@ void write_env_report(std::ostream& out, const std::string& config_file_arg) {
 #else
       << "n/a"
 #endif
-      << "); CUDA backend (NCCL) compiled: " << yes_no(nccl) << "; Gloo (CPU collectives) compiled: " << yes_no(gloo)
-      << "\n";
+      << "); CUDA backend (NCCL) compiled: " << yes_no(nccl)
+      << "; Gloo (CPU collectives) compiled: " << yes_no(gloo) << "\n";
   out << "- Compiler: "
 #if defined(__clang__)
       << "clang "
@@ -172,7 +174,11 @@ void write_env_report(std::ostream& out, const std::string& config_file_arg) {
 #endif
       << __VERSION__ << "\n";
   const long cxx = __cplusplus;
-  out << "- C++ standard: C++" << (cxx > 202002L ? "23" : cxx >= 202002L ? "20" : cxx >= 201703L ? "17" : "14")
+  out << "- C++ standard: C++"
+      << (cxx > 202002L    ? "23"
+          : cxx >= 202002L ? "20"
+          : cxx >= 201703L ? "17"
+                           : "14")
       << " (__cplusplus " << cxx << ")\n";
   out << "- Platform: " << platform << (distro.empty() ? "" : " (" + distro + ")") << "\n";
   out << "- CPU: " << cpu_summary() << "\n";
@@ -222,7 +228,8 @@ int env_main(const std::vector<std::string>& args) {
     const std::string path = a.get("--config_file");
     std::error_code ec;
     if (!path.empty() && !std::filesystem::exists(path, ec)) {
-      std::cerr << "accel env: error: config file " << path << " does not exist. HINT: pass an existing file, "
+      std::cerr << "accel env: error: config file " << path
+                << " does not exist. HINT: pass an existing file, "
                    "or leave --config_file out to show the default one.\n";
       return 1;
     }

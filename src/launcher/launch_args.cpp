@@ -14,8 +14,8 @@ namespace {
 enum class Kind { kInt, kDouble, kString, kBool };
 
 struct FlagSpec {
-  const char* name;   // canonical, underscore spelling, without dashes
-  char short_name;    // 0 if none
+  const char* name;  // canonical, underscore spelling, without dashes
+  char short_name;   // 0 if none
   Kind kind;
   const char* group;
   const char* metavar;
@@ -64,14 +64,32 @@ const FlagSpec kFlags[] = {
 };
 
 // Accelerate flags accel recognises but does not implement: a clear error instead of a guess.
-const char* const kUnsupportedExact[] = {
-    "tpu", "use_deepspeed", "use_fsdp", "use_megatron_lm", "use_parallelism_config", "module",
-    "no_python", "enable_cpu_affinity", "role", "rdzv_conf", "main_training_function",
-    "downcast_bf16", "vm", "env", "mpirun_hostfile", "aws_access_key_id",
-    "aws_secret_access_key", "gradient_clipping", "zero_stage", "offload_optimizer_device",
-    "offload_param_device", "offload_optimizer_nvme_path", "offload_param_nvme_path",
-    "zero3_init_flag", "zero3_save_16bit_model"};
-const char* const kUnsupportedPrefixes[] = {"dynamo_", "deepspeed_", "fsdp_", "fp8_",
+const char* const kUnsupportedExact[] = {"tpu",
+                                         "use_deepspeed",
+                                         "use_fsdp",
+                                         "use_megatron_lm",
+                                         "use_parallelism_config",
+                                         "module",
+                                         "no_python",
+                                         "enable_cpu_affinity",
+                                         "role",
+                                         "rdzv_conf",
+                                         "main_training_function",
+                                         "downcast_bf16",
+                                         "vm",
+                                         "env",
+                                         "mpirun_hostfile",
+                                         "aws_access_key_id",
+                                         "aws_secret_access_key",
+                                         "gradient_clipping",
+                                         "zero_stage",
+                                         "offload_optimizer_device",
+                                         "offload_param_device",
+                                         "offload_optimizer_nvme_path",
+                                         "offload_param_nvme_path",
+                                         "zero3_init_flag",
+                                         "zero3_save_16bit_model"};
+const char* const kUnsupportedPrefixes[] = {"dynamo_",      "deepspeed_",          "fsdp_", "fp8_",
                                             "megatron_lm_", "parallelism_config_", "tpu_"};
 
 std::string normalize(std::string name) {
@@ -155,38 +173,58 @@ void set_value(LaunchArgs& a, const FlagSpec& f, const std::string& v, bool has_
         return;
       }
       const bool b = has_value ? parse_bool(name, v) : true;
-      if (name == "quiet") a.quiet = b;
-      else if (name == "debug") a.debug = b;
-      else if (name == "help") a.help = b;
-      else if (name == "cpu") a.cpu = b;
-      else if (name == "multi_gpu") a.multi_gpu = b;
-      else if (name == "tee") a.tee = b;
+      if (name == "quiet")
+        a.quiet = b;
+      else if (name == "debug")
+        a.debug = b;
+      else if (name == "help")
+        a.help = b;
+      else if (name == "cpu")
+        a.cpu = b;
+      else if (name == "multi_gpu")
+        a.multi_gpu = b;
+      else if (name == "tee")
+        a.tee = b;
       // same_network: accepted, no effect (one rendezvous address is used either way).
       return;
     }
     case Kind::kInt: {
       const int x = parse_int(name, v);
-      if (name == "num_processes") a.num_processes = x;
-      else if (name == "num_machines") a.num_machines = x;
-      else if (name == "machine_rank") a.machine_rank = x;
-      else if (name == "main_process_port") a.main_process_port = x;
-      else if (name == "gradient_accumulation_steps") a.gradient_accumulation_steps = x;
-      else if (name == "max_restarts") a.max_restarts = x;
-      else if (name == "num_cpu_threads_per_process") a.num_cpu_threads_per_process = x;
+      if (name == "num_processes")
+        a.num_processes = x;
+      else if (name == "num_machines")
+        a.num_machines = x;
+      else if (name == "machine_rank")
+        a.machine_rank = x;
+      else if (name == "main_process_port")
+        a.main_process_port = x;
+      else if (name == "gradient_accumulation_steps")
+        a.gradient_accumulation_steps = x;
+      else if (name == "max_restarts")
+        a.max_restarts = x;
+      else if (name == "num_cpu_threads_per_process")
+        a.num_cpu_threads_per_process = x;
       return;
     }
     case Kind::kDouble: {
       const double x = parse_double(name, v);
-      if (name == "monitor_interval") a.monitor_interval = x;
-      else if (name == "grace_period") a.grace_period = x;
+      if (name == "monitor_interval")
+        a.monitor_interval = x;
+      else if (name == "grace_period")
+        a.grace_period = x;
       return;
     }
     case Kind::kString: {
-      if (name == "config_file") a.config_file = v;
-      else if (name == "main_process_ip") a.main_process_ip = v;
-      else if (name == "mixed_precision") a.mixed_precision = v;
-      else if (name == "gpu_ids") a.gpu_ids = v;
-      else if (name == "log_dir") a.log_dir = v;
+      if (name == "config_file")
+        a.config_file = v;
+      else if (name == "main_process_ip")
+        a.main_process_ip = v;
+      else if (name == "mixed_precision")
+        a.mixed_precision = v;
+      else if (name == "gpu_ids")
+        a.gpu_ids = v;
+      else if (name == "log_dir")
+        a.log_dir = v;
       else if (name == "rdzv_backend") {
         if (v != "static")
           throw UsageError("--rdzv_backend '" + v +
@@ -299,8 +337,10 @@ std::string launch_help() {
     left += std::string("--") + f.name;
     if (f.metavar) left += std::string(" ") + f.metavar;
     o << left;
-    if (left.size() < 40) o << std::string(40 - left.size(), ' ');
-    else o << "\n" << std::string(40, ' ');
+    if (left.size() < 40)
+      o << std::string(40 - left.size(), ' ');
+    else
+      o << "\n" << std::string(40, ' ');
     o << f.help << "\n";
   }
   o << "\nExit code: 0 when every worker succeeds; else the failing worker's code (128+signal when\n"

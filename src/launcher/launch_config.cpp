@@ -36,9 +36,8 @@ int count_gpu_ids(const std::string& ids) {
   while (true) {
     const size_t comma = ids.find(',', start);
     const std::string item = ids.substr(start, comma == std::string::npos ? comma : comma - start);
-    const bool digits = !item.empty() && std::all_of(item.begin(), item.end(), [](char c) {
-      return c >= '0' && c <= '9';
-    });
+    const bool digits =
+        !item.empty() && std::all_of(item.begin(), item.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (!digits)
       throw UsageError("gpu_ids '" + ids +
                        "' is not valid; expected 'all' or a comma-separated list like '0,1'");
@@ -128,12 +127,11 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
   c.machine_rank = pick(args.machine_rank, file.machine_rank, 0);
   if (c.machine_rank < 0 || c.machine_rank >= c.num_machines)
     throw UsageError("machine_rank " + std::to_string(c.machine_rank) + " is not in 0.." +
-                     std::to_string(c.num_machines - 1) + " (num_machines " +
-                     std::to_string(c.num_machines) + ")");
+                     std::to_string(c.num_machines - 1) + " (num_machines " + std::to_string(c.num_machines) +
+                     ")");
   c.main_process_ip = pick(args.main_process_ip, file.main_process_ip, std::string());
   if (c.num_machines > 1 && c.main_process_ip.empty())
-    throw UsageError("--main_process_ip is required with num_machines " +
-                     std::to_string(c.num_machines) +
+    throw UsageError("--main_process_ip is required with num_machines " + std::to_string(c.num_machines) +
                      ": give the address of machine_rank 0, the same on every machine");
   c.main_process_port = pick(args.main_process_port, file.main_process_port, kDefaultMainProcessPort);
   if (c.main_process_port < 0 || c.main_process_port > 65535)
@@ -141,9 +139,8 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
                      " is not in 0..65535 (0 picks a free port on one machine)");
 
   if (!c.use_cpu && listed_gpus > 0 && listed_gpus < c.local_world_size())
-    c.warnings.push_back("gpu_ids '" + c.gpu_ids + "' lists " + std::to_string(listed_gpus) +
-                         " GPU(s) but " + std::to_string(c.local_world_size()) +
-                         " processes run on this machine");
+    c.warnings.push_back("gpu_ids '" + c.gpu_ids + "' lists " + std::to_string(listed_gpus) + " GPU(s) but " +
+                         std::to_string(c.local_world_size()) + " processes run on this machine");
 
   // Precision and training.
   c.mixed_precision = pick(args.mixed_precision, file.mixed_precision, std::string("no"));
@@ -157,8 +154,7 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
       throw UsageError("mixed_precision '" + c.mixed_precision + "' is not valid; accepted: no, fp16, bf16");
     c.mixed_precision = mp;
   }
-  c.gradient_accumulation_steps =
-      pick(args.gradient_accumulation_steps, file.gradient_accumulation_steps, 1);
+  c.gradient_accumulation_steps = pick(args.gradient_accumulation_steps, file.gradient_accumulation_steps, 1);
   if (c.gradient_accumulation_steps < 1)
     throw UsageError("gradient_accumulation_steps must be at least 1, got " +
                      std::to_string(c.gradient_accumulation_steps));
@@ -186,8 +182,8 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
   return c;
 }
 
-std::map<std::string, std::string> worker_env(const LaunchConfig& c, int local_rank,
-                                              int restart_count, int cpu_count,
+std::map<std::string, std::string> worker_env(const LaunchConfig& c, int local_rank, int restart_count,
+                                              int cpu_count,
                                               const std::map<std::string, std::string>& parent_env) {
   const int local = c.local_world_size();
   const int rank = c.machine_rank * local + local_rank;
@@ -340,7 +336,7 @@ std::string find_program(const std::string& program, const std::string& path_env
     if (cand.empty()) cand.push_back('.');
     cand.push_back('/');
     cand.append(program);
-    struct stat st{};
+    struct stat st {};
     if (::stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(cand.c_str(), X_OK) == 0)
       return cand;
     if (colon == std::string::npos) break;
@@ -361,7 +357,7 @@ std::string self_exe_dir() {
 std::string find_check_program(const std::string& self_dir, const std::string& path_env) {
   if (!self_dir.empty()) {
     const std::string cand = self_dir + "/accel-check";
-    struct stat st{};
+    struct stat st {};
     if (::stat(cand.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(cand.c_str(), X_OK) == 0)
       return cand;
   }

@@ -46,7 +46,7 @@ class SignalScope {
     if (::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0)
       throw std::runtime_error(std::string("pipe2 failed: ") + std::strerror(errno));
     g_wake_fd = fds_[1];
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = accel_launcher_on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
@@ -54,7 +54,7 @@ class SignalScope {
     ::sigaction(SIGTERM, &sa, &old_term_);
     sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
     ::sigaction(SIGCHLD, &sa, &old_chld_);
-    struct sigaction ign{};
+    struct sigaction ign {};
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     ::sigaction(SIGPIPE, &ign, &old_pipe_);
@@ -74,7 +74,8 @@ class SignalScope {
 
  private:
   int fds_[2] = {-1, -1};
-  struct sigaction old_int_{}, old_term_{}, old_chld_{}, old_pipe_{};
+  struct sigaction old_int_ {
+  }, old_term_{}, old_chld_{}, old_pipe_{};
 };
 
 // Closes every descriptor >= `first` except `keep`. Async-signal-safe (runs between fork and exec).
@@ -117,28 +118,48 @@ void write_all(int fd, const char* p, size_t n) {
   }
 }
 
-void write_all(int fd, const std::string& s) { write_all(fd, s.data(), s.size()); }
+void write_all(int fd, const std::string& s) {
+  write_all(fd, s.data(), s.size());
+}
 
 const char* signal_abbrev(int sig) {
   switch (sig) {
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGILL: return "SIGILL";
-    case SIGTRAP: return "SIGTRAP";
-    case SIGABRT: return "SIGABRT";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGKILL: return "SIGKILL";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGSEGV: return "SIGSEGV";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGPIPE: return "SIGPIPE";
-    case SIGALRM: return "SIGALRM";
-    case SIGTERM: return "SIGTERM";
-    case SIGXCPU: return "SIGXCPU";
-    case SIGXFSZ: return "SIGXFSZ";
-    default: return "signal";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGINT:
+      return "SIGINT";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGILL:
+      return "SIGILL";
+    case SIGTRAP:
+      return "SIGTRAP";
+    case SIGABRT:
+      return "SIGABRT";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGKILL:
+      return "SIGKILL";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGPIPE:
+      return "SIGPIPE";
+    case SIGALRM:
+      return "SIGALRM";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGXCPU:
+      return "SIGXCPU";
+    case SIGXFSZ:
+      return "SIGXFSZ";
+    default:
+      return "signal";
   }
 }
 
@@ -158,7 +179,7 @@ void mkdirs(const std::string& path) {
 constexpr size_t kMaxLine = 64 * 1024;  // a longer line without a newline is emitted in pieces
 
 struct Stream {
-  int fd = -1;      // read end of the worker's pipe; -1 after EOF
+  int fd = -1;  // read end of the worker's pipe; -1 after EOF
   bool is_err = false;
   std::string partial;  // bytes after the last line end
   int log_fd = -1;
@@ -183,8 +204,8 @@ class Runner {
     const auto path = parent_env_.find("PATH");
     program_path_ = find_program(c.program, path == parent_env_.end() ? "" : path->second);
     if (program_path_.empty())
-      throw UsageError("program '" + c.program +
-                       "' was not found on PATH. HINT: give its path, e.g. ./" + c.program);
+      throw UsageError("program '" + c.program + "' was not found on PATH. HINT: give its path, e.g. ./" +
+                       c.program);
   }
 
   LaunchResult run() {
@@ -232,16 +253,15 @@ class Runner {
       result.failure = failure_;
       if (exec_failed_) {
         result.exit_code = failure_->exit_code;
-        result.message = "accel launch: cannot execute '" + program_path_ +
-                         "': " + std::strerror(exec_failed_) + "\n";
+        result.message =
+            "accel launch: cannot execute '" + program_path_ + "': " + std::strerror(exec_failed_) + "\n";
         break;
       }
       if (attempt < c_.max_restarts) {
         ++result.restarts;
-        note("accel launch: rank " + std::to_string(failure_->rank) + " failed (" +
-             describe_exit(*failure_) + "); restarting all " + std::to_string(workers_.size()) +
-             " local worker(s) (restart " + std::to_string(result.restarts) + " of " +
-             std::to_string(c_.max_restarts) + ")\n");
+        note("accel launch: rank " + std::to_string(failure_->rank) + " failed (" + describe_exit(*failure_) +
+             "); restarting all " + std::to_string(workers_.size()) + " local worker(s) (restart " +
+             std::to_string(result.restarts) + " of " + std::to_string(c_.max_restarts) + ")\n");
         continue;
       }
       result.exit_code = failure_->exit_code;
@@ -332,7 +352,7 @@ class Runner {
       ::setpgid(0, 0);
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(1);  // the launcher died before prctl took effect
-      struct sigaction dfl{};
+      struct sigaction dfl {};
       dfl.sa_handler = SIG_DFL;
       sigemptyset(&dfl.sa_mask);
       ::sigaction(SIGINT, &dfl, nullptr);
@@ -456,8 +476,8 @@ class Runner {
 
   void begin_stop(int sig) {
     stopping_ = true;
-    deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(c_.grace_period));
+    deadline_ = Clock::now() +
+                std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c_.grace_period));
     for (Worker& w : workers_)
       if (w.running) send(w, sig);
   }
@@ -542,7 +562,8 @@ class Runner {
     while (any_running()) {
       int timeout = interval_ms;
       if (stopping_ && !kill_sent_) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
         timeout = static_cast<int>(std::clamp<long long>(left, 0, interval_ms));
       }
       fds.clear();
@@ -582,7 +603,8 @@ class Runner {
             owners.emplace_back(&w, s);
           }
       if (fds.empty()) break;
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(drain_end - Clock::now()).count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(drain_end - Clock::now()).count();
       if (left <= 0) break;
       if (::poll(fds.data(), fds.size(), static_cast<int>(left)) > 0)
         for (size_t i = 0; i < fds.size(); ++i)
@@ -629,8 +651,8 @@ std::string describe_exit(const WorkerExit& e) {
 
 std::string format_failure(const WorkerExit& e, int restarts) {
   std::string m = "accel launch: rank " + std::to_string(e.rank) + " (local rank " +
-                  std::to_string(e.local_rank) + ", pid " + std::to_string(e.pid) + ") failed: " +
-                  describe_exit(e);
+                  std::to_string(e.local_rank) + ", pid " + std::to_string(e.pid) +
+                  ") failed: " + describe_exit(e);
   if (restarts > 0) m += " (after " + std::to_string(restarts) + " restart(s))";
   m += "; the other workers were stopped.\n";
   if (e.stderr_tail.empty()) {
@@ -645,8 +667,7 @@ std::string format_failure(const WorkerExit& e, int restarts) {
 }
 
 LaunchResult run_workers(const LaunchConfig& config, const RunOptions& options) {
-  if (config.num_processes < 1 || config.num_machines < 1 ||
-      config.num_processes % config.num_machines != 0)
+  if (config.num_processes < 1 || config.num_machines < 1 || config.num_processes % config.num_machines != 0)
     throw UsageError("invalid LaunchConfig: num_processes " + std::to_string(config.num_processes) +
                      ", num_machines " + std::to_string(config.num_machines));
   Runner runner(config, options);

@@ -76,36 +76,36 @@ struct PrecisionBenchmarkOptions {
 
 /// One GEMM microbenchmark measurement.
 struct GemmResult {
-  std::string dtype;        ///< "fp32" | "bf16" | "fp16"
+  std::string dtype;  ///< "fp32" | "bf16" | "fp16"
   /// Operand layout: "nn" (a @ b), "nt" (a @ b.t(), nn::Linear's forward), "tn" (a.t() @ b, its
   /// weight gradient). CPU kernels for bf16/fp16 without native instructions differ by layout.
   std::string layout;
-  int64_t size = 0;         ///< n of the n x n x n matmul
-  int64_t reps = 0;         ///< timed repetitions
-  double median_s = 0;      ///< median seconds per matmul
-  double tflops = 0;        ///< 2 n^3 / median_s / 1e12
-  std::string error;        ///< why it did not run (empty when it did; "skipped: ..." when too slow)
+  int64_t size = 0;     ///< n of the n x n x n matmul
+  int64_t reps = 0;     ///< timed repetitions
+  double median_s = 0;  ///< median seconds per matmul
+  double tflops = 0;    ///< 2 n^3 / median_s / 1e12
+  std::string error;    ///< why it did not run (empty when it did; "skipped: ..." when too slow)
 };
 
 /// Everything measured for one precision.
 struct PrecisionResult {
-  std::string precision;          ///< "no" | "bf16" | "fp16"
-  bool ran = false;               ///< false: skipped, see skipped_reason
-  std::string skipped_reason;     ///< why it was skipped (device cannot do it, error)
-  std::string support_note;       ///< e.g. "emulated: the CPU has no AVX512-BF16/AMX"
-  bool isolated = false;          ///< measured in its own child process
-  int64_t world_size = 1;         ///< processes training together (launched runs)
-  int64_t steps = 0;              ///< timed steps
+  std::string precision;             ///< "no" | "bf16" | "fp16"
+  bool ran = false;                  ///< false: skipped, see skipped_reason
+  std::string skipped_reason;        ///< why it was skipped (device cannot do it, error)
+  std::string support_note;          ///< e.g. "emulated: the CPU has no AVX512-BF16/AMX"
+  bool isolated = false;             ///< measured in its own child process
+  int64_t world_size = 1;            ///< processes training together (launched runs)
+  int64_t steps = 0;                 ///< timed steps
   std::vector<double> step_times_s;  ///< each timed step, seconds
   double step_time_median_s = 0;
   double step_time_min_s = 0;
   double step_time_max_s = 0;
-  double step_time_p25_s = 0;     ///< first quartile
-  double step_time_p75_s = 0;     ///< third quartile
-  double samples_per_s = 0;       ///< batch_size * world_size / median step time
-  double tokens_per_s = 0;        ///< samples_per_s * seq_len
-  double loss_first = 0;          ///< loss of the first timed step
-  double loss_last = 0;           ///< loss of the last timed step ("loss after N steps")
+  double step_time_p25_s = 0;  ///< first quartile
+  double step_time_p75_s = 0;  ///< third quartile
+  double samples_per_s = 0;    ///< batch_size * world_size / median step time
+  double tokens_per_s = 0;     ///< samples_per_s * seq_len
+  double loss_first = 0;       ///< loss of the first timed step
+  double loss_last = 0;        ///< loss of the last timed step ("loss after N steps")
   bool loss_finite = false;
   int64_t skipped_optimizer_steps = 0;  ///< fp16 steps skipped for inf/nan gradients
   /// Peak resident memory of the process (VmHWM), CPU runs in their own process only.
@@ -115,15 +115,15 @@ struct PrecisionResult {
   /// CUDA caching allocator: peak allocated and reserved bytes (CUDA runs only).
   std::optional<int64_t> cuda_peak_allocated_bytes;
   std::optional<int64_t> cuda_peak_reserved_bytes;
-  double model_tflops = 0;        ///< flops_per_step / median step time / 1e12 (per process)
-  std::optional<double> mfu;      ///< model_tflops / GEMM peak of the matching dtype
-  double gemm_peak_tflops = 0;    ///< that peak (0 when not measured)
+  double model_tflops = 0;      ///< flops_per_step / median step time / 1e12 (per process)
+  std::optional<double> mfu;    ///< model_tflops / GEMM peak of the matching dtype
+  double gemm_peak_tflops = 0;  ///< that peak (0 when not measured)
 };
 
 /// The whole benchmark.
 struct PrecisionReport {
-  std::string model;              ///< config name or path
-  int64_t parameters = 0;         ///< all parameters
+  std::string model;                     ///< config name or path
+  int64_t parameters = 0;                ///< all parameters
   int64_t non_embedding_parameters = 0;  ///< parameters outside the embeddings (the FLOPs' N)
   int64_t layers = 0;
   int64_t hidden = 0;
@@ -131,16 +131,16 @@ struct PrecisionReport {
   int64_t batch_size = 0;
   int64_t steps = 0;
   int64_t warmup = 0;
-  int num_threads = 0;            ///< torch::get_num_threads() during the run
-  std::string device;             ///< "cpu" or "cuda:0"
-  std::string device_name;        ///< CPU model or GPU name
-  std::string data;               ///< "random" | "imdb"
+  int num_threads = 0;      ///< torch::get_num_threads() during the run
+  std::string device;       ///< "cpu" or "cuda:0"
+  std::string device_name;  ///< CPU model or GPU name
+  std::string data;         ///< "random" | "imdb"
   std::string torch_version;
-  double flops_per_step = 0;      ///< training FLOPs of one step on one process
-  std::string flops_formula;      ///< how flops_per_step is computed
+  double flops_per_step = 0;  ///< training FLOPs of one step on one process
+  std::string flops_formula;  ///< how flops_per_step is computed
   std::vector<GemmResult> gemm;
   std::vector<PrecisionResult> results;
-  std::vector<std::string> notes; ///< caveats (what was skipped and why)
+  std::vector<std::string> notes;  ///< caveats (what was skipped and why)
 
   /// The result for `precision` ("no"/"fp32", "bf16", "fp16"); nullptr when absent.
   const PrecisionResult* find(const std::string& precision) const;
@@ -190,8 +190,8 @@ PrecisionResult result_from_json(const std::string& text);
 /// nothing ran, gnuplot failed).
 std::string write_chart_png(const PrecisionReport& report, const std::filesystem::path& png);
 
-/// Parses `accel bench precision`'s workload options (without --single/--json-out/--json/--png, which it handles).
-/// Throws accel::Error naming an unknown option or a bad value.
+/// Parses `accel bench precision`'s workload options (without --single/--json-out/--json/--png, which it
+/// handles). Throws accel::Error naming an unknown option or a bad value.
 PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& args);
 /// The arguments that make parse_precision_args return `options` again (for child processes).
 std::vector<std::string> to_precision_args(const PrecisionBenchmarkOptions& options);

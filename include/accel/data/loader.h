@@ -209,7 +209,9 @@ class DataLoader : public DataLoaderBase {
         size_t job;
         {
           std::unique_lock<std::mutex> lk(mu_);
-          cv_.wait(lk, [&] { return stop_ || (claimed_ < batches_.size() && claimed_ < consumed_ + window_ + 1); });
+          cv_.wait(lk, [&] {
+            return stop_ || (claimed_ < batches_.size() && claimed_ < consumed_ + window_ + 1);
+          });
           if (stop_ || claimed_ >= batches_.size()) return;
           job = claimed_++;
         }
@@ -282,7 +284,7 @@ std::shared_ptr<DataLoader<Batch>> make_loader(int64_t dataset_size,
 
 /// A loader over tensors sharing their first dimension (like torch's TensorDataset): each batch
 /// is the vector of the tensors' rows at the batch's indices.
-std::shared_ptr<DataLoader<std::vector<at::Tensor>>> make_tensor_loader(
-    std::vector<at::Tensor> tensors, DataLoaderOptions options);
+std::shared_ptr<DataLoader<std::vector<at::Tensor>>> make_tensor_loader(std::vector<at::Tensor> tensors,
+                                                                        DataLoaderOptions options);
 
 }  // namespace accel::data

@@ -24,22 +24,22 @@ namespace accel::models {
 /// BERT's hyper-parameters, read from and written to a Hugging Face `config.json`.
 /// Defaults are bert-base-uncased's.
 struct BertConfig {
-  int64_t vocab_size = 30522;               ///< rows of the word embedding
-  int64_t hidden_size = 768;                ///< H; must be a multiple of num_attention_heads
-  int64_t num_hidden_layers = 12;           ///< encoder layers
-  int64_t num_attention_heads = 12;         ///< heads per attention layer
-  int64_t intermediate_size = 3072;         ///< feed-forward width
-  std::string hidden_act = "gelu";          ///< gelu (exact, erf), gelu_new / gelu_pytorch_tanh (tanh), relu, silu
-  double hidden_dropout_prob = 0.1;         ///< dropout after embeddings, attention output, FFN
+  int64_t vocab_size = 30522;        ///< rows of the word embedding
+  int64_t hidden_size = 768;         ///< H; must be a multiple of num_attention_heads
+  int64_t num_hidden_layers = 12;    ///< encoder layers
+  int64_t num_attention_heads = 12;  ///< heads per attention layer
+  int64_t intermediate_size = 3072;  ///< feed-forward width
+  std::string hidden_act = "gelu";   ///< gelu (exact, erf), gelu_new / gelu_pytorch_tanh (tanh), relu, silu
+  double hidden_dropout_prob = 0.1;  ///< dropout after embeddings, attention output, FFN
   double attention_probs_dropout_prob = 0.1;  ///< dropout on attention probabilities
-  int64_t max_position_embeddings = 512;    ///< longest sequence
-  int64_t type_vocab_size = 2;              ///< token type (segment) ids
-  double initializer_range = 0.02;          ///< std of the normal init of weights
-  double layer_norm_eps = 1e-12;            ///< LayerNorm epsilon
-  int64_t pad_token_id = 0;                 ///< its embedding row gets no gradient
-  int64_t num_labels = 2;                   ///< classifier outputs
-  std::map<int64_t, std::string> id2label;  ///< label names; empty means LABEL_0..LABEL_{n-1}
-  std::optional<double> classifier_dropout;  ///< dropout before the classifier; unset: hidden_dropout_prob
+  int64_t max_position_embeddings = 512;      ///< longest sequence
+  int64_t type_vocab_size = 2;                ///< token type (segment) ids
+  double initializer_range = 0.02;            ///< std of the normal init of weights
+  double layer_norm_eps = 1e-12;              ///< LayerNorm epsilon
+  int64_t pad_token_id = 0;                   ///< its embedding row gets no gradient
+  int64_t num_labels = 2;                     ///< classifier outputs
+  std::map<int64_t, std::string> id2label;    ///< label names; empty means LABEL_0..LABEL_{n-1}
+  std::optional<double> classifier_dropout;   ///< dropout before the classifier; unset: hidden_dropout_prob
   /// "regression", "single_label_classification", "multi_label_classification" or "" (inferred
   /// per batch as transformers does: 1 label -> regression, integer labels -> single label,
   /// otherwise multi label).
@@ -79,8 +79,7 @@ class BertEmbeddingsImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids = {},
                         const torch::Tensor& position_ids = {});
 
-  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr},
-      token_type_embeddings{nullptr};
+  torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
 };
@@ -202,10 +201,10 @@ struct BertModelOutput {
 
 /// What BertForSequenceClassification returns.
 struct SequenceClassifierOutput {
-  torch::Tensor loss;               ///< scalar; undefined when no labels were given
-  torch::Tensor logits;             ///< (B, num_labels)
-  torch::Tensor last_hidden_state;  ///< (B, T, H)
-  torch::Tensor pooler_output;      ///< (B, H)
+  torch::Tensor loss;                        ///< scalar; undefined when no labels were given
+  torch::Tensor logits;                      ///< (B, num_labels)
+  torch::Tensor last_hidden_state;           ///< (B, T, H)
+  torch::Tensor pooler_output;               ///< (B, H)
   std::vector<torch::Tensor> hidden_states;  ///< as BertModelOutput::hidden_states
 };
 
@@ -235,8 +234,7 @@ class BertModelImpl : public torch::nn::Module {
   /// input_ids (B, T); attention_mask (B, T) or undefined (all tokens real); token_type_ids
   /// (B, T) or undefined (zeros); position_ids or undefined (0..T-1).
   BertModelOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
-                          const torch::Tensor& token_type_ids = {},
-                          const torch::Tensor& position_ids = {});
+                          const torch::Tensor& token_type_ids = {}, const torch::Tensor& position_ids = {});
   /// Re-initialises every parameter as transformers does (normal(0, initializer_range) weights,
   /// zero biases and padding row, LayerNorm 1/0), from torch's default generator.
   void init_weights();
@@ -257,8 +255,7 @@ class BertForSequenceClassificationImpl : public torch::nn::Module {
   explicit BertForSequenceClassificationImpl(const BertConfig& config);
   /// Shapes as BertModel::forward; labels (B,) int64 for single-label classification (cross
   /// entropy), (B, num_labels) float for multi-label (BCE with logits) or regression (MSE).
-  SequenceClassifierOutput forward(const torch::Tensor& input_ids,
-                                   const torch::Tensor& attention_mask = {},
+  SequenceClassifierOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask = {},
                                    const torch::Tensor& token_type_ids = {},
                                    const torch::Tensor& labels = {});
   /// forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, batch.labels).
