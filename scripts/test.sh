@@ -11,3 +11,8 @@ bash scripts/setup-reference.sh >/dev/null
 build="${ACCEL_BUILD_DIR:-$root/build}"
 cd "$build"
 ctest --output-on-failure --timeout 600 -j2 "$@"
+# CI (CI=true) also runs the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, in
+# their own build folder; ACCEL_TEST_SANITIZE=1 asks for it elsewhere (it costs a second build).
+if [ "${CI:-}" = "true" ] || [ "${ACCEL_TEST_SANITIZE:-0}" = "1" ]; then
+  bash "$root/scripts/sanitize.sh" asan-ci
+fi

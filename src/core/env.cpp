@@ -131,6 +131,13 @@ ProcessEnv read_process_env(const EnvMap& env) {
                 "' must be a positive number of seconds.");
     pe.collective_timeout_s = t;
   }
+  if (auto v = get(env, "ACCEL_HEARTBEAT_S")) {
+    char* end = nullptr;
+    double t = std::strtod(v->c_str(), &end);
+    ACCEL_CHECK(end != v->c_str() && *end == '\0' && t >= 0, "ACCEL_HEARTBEAT_S='", *v,
+                "' must be a number of seconds >= 0 (0 turns heartbeats off).");
+    pe.heartbeat_s = t;
+  }
   if (auto v = first_of(env, {"ACCEL_LOG_LEVEL", "ACCELERATE_LOG_LEVEL"})) {
     pe.log_level = lower(v->second);
   }

@@ -61,6 +61,12 @@ ResolvedOptions resolve_options(const AcceleratorOptions& options, const Process
     r.timeout_s = *env.collective_timeout_s;
   }
   ACCEL_CHECK(r.timeout_s > 0, "process_group.timeout_s=", r.timeout_s, " must be > 0.");
+  if (options.process_group().heartbeat_s()) {
+    r.heartbeat_s = *options.process_group().heartbeat_s();
+  } else if (env.heartbeat_s) {
+    r.heartbeat_s = *env.heartbeat_s;
+  }
+  ACCEL_CHECK(r.heartbeat_s >= 0, "process_group.heartbeat_s=", r.heartbeat_s, " must be >= 0 (0: off).");
   const std::string& backend = options.process_group().backend();
   ACCEL_CHECK(backend == "auto" || backend == "gloo" || backend == "nccl", "process_group.backend='",
               backend, "' is not known; accepted: auto, gloo, nccl.");

@@ -19,7 +19,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <future>
+#include <mutex>
+#include <thread>
 
 namespace accel::distributed {
 
@@ -75,19 +84,148 @@ std::string local_address_towards(const std::string& host, int port) {
   return out;
 }
 
+// Liveness and progress of every rank through the rendezvous store. A detached thread publishes
+// "<collectives launched> <wall-clock ms>" under accel/heartbeat/<rank> every period; when a
+// collective times out, the waiting rank reads the others' entries to name the ranks that never
+// reached that collective, or that went silent. (Detached, so that a store call stuck on a cut
+// network never delays this process's exit.)
+class Heartbeat {
+ public:
+  Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, int world, std::chrono::milliseconds period)
+      : shared_(std::make_shared<Shared>()), store_(std::move(store)), rank_(rank), world_(world), period_(period) {
+    if (period_.count() <= 0) return;
+    std::thread([s = shared_, store = store_, rank, period] { loop(s, store, rank, period); }).detach();
+  }
+  ~Heartbeat() {
+    {
+      std::lock_guard<std::mutex> lock(shared_->m);
+      shared_->stop = true;
+    }
+    shared_->cv.notify_all();
+  }
+
+  /// Counts a collective being launched; returns its number (1, 2, ...), the same on every rank.
+  int64_t launch() { return ++shared_->launched; }
+
+  /// diagnose(seq), but never waits longer than `limit`: on a cut network a store call can block
+  /// for many minutes (it is then left to finish in a detached thread).
+  static std::string diagnose_within(const std::shared_ptr<const Heartbeat>& self, int64_t seq,
+                                     std::chrono::milliseconds limit) {
+    auto result = std::make_shared<std::promise<std::string>>();
+    auto answer = result->get_future();
+    std::thread([self, seq, result] {
+      try {
+        result->set_value(self->diagnose(seq));
+      } catch (...) {
+        result->set_value("");
+      }
+    }).detach();
+    if (answer.wait_for(limit) == std::future_status::ready) return answer.get();
+    return c10::str("\nthe rendezvous store on rank 0 did not answer within ", limit.count() / 1000.0,
+                    " s (its machine may be unreachable), so the ranks that are behind cannot be named.");
+  }
+
+  /// Lines naming the ranks that have not launched collective `seq`, or that are silent.
+  std::string diagnose(int64_t seq) const {
+    if (period_.count() <= 0 || world_ <= 1) return "";
+    const int64_t now = now_ms();
+    std::string out;
+    int named = 0;
+    try {
+      for (int r = 0; r < world_ && named < 8; ++r) {
+        if (r == rank_) continue;
+        const std::string key = key_of(r);
+        if (!store_->check({key})) {
+          out += c10::str("\nrank ", r, " never sent a heartbeat (it may not have started).");
+          ++named;
+          continue;
+        }
+        const auto bytes = store_->get(key);
+        int64_t their_seq = 0, their_ms = 0;
+        std::sscanf(std::string(bytes.begin(), bytes.end()).c_str(), "%lld %lld",
+                    reinterpret_cast<long long*>(&their_seq), reinterpret_cast<long long*>(&their_ms));
+        char age[32];
+        std::snprintf(age, sizeof(age), "%.1f", (now - their_ms) / 1000.0);
+        const bool silent = now - their_ms > 3 * period_.count() + 1000;
+        if (silent) {
+          out += c10::str("\nrank ", r, " is silent: its last heartbeat was ", age, " s ago, at collective #",
+                          their_seq, " (exited, killed, frozen or cut off).");
+          ++named;
+        } else if (their_seq < seq) {
+          out += c10::str("\nrank ", r, " has not reached collective #", seq, ": it is alive (heartbeat ", age,
+                          " s ago) but still at #", their_seq, ", so it is busy or stuck outside collectives.");
+          ++named;
+        }
+      }
+    } catch (const std::exception& e) {
+      out += "\nthe rendezvous store on rank 0 cannot be reached (rank 0 has probably exited or is cut off).";
+    }
+    return out;
+  }
+
+ private:
+  struct Shared {
+    std::mutex m;
+    std::condition_variable cv;
+    bool stop = false;
+    std::atomic<int64_t> launched{0};
+  };
+
+  static std::string key_of(int rank) { return "accel/heartbeat/" + std::to_string(rank); }
+  static int64_t now_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  static void loop(std::shared_ptr<Shared> s, c10::intrusive_ptr<c10d::Store> store, int rank,
+                   std::chrono::milliseconds period) {
+    const std::string key = key_of(rank);
+    std::unique_lock<std::mutex> lock(s->m);
+    while (!s->stop) {
+      const std::string v = std::to_string(s->launched.load()) + " " + std::to_string(now_ms());
+      lock.unlock();
+      try {
+        store->set(key, std::vector<uint8_t>(v.begin(), v.end()));
+      } catch (const std::exception&) {
+        return;  // the store is gone: rank 0 exited; the collectives will report it
+      }
+      lock.lock();
+      s->cv.wait_for(lock, period, [&] { return s->stop; });
+    }
+  }
+
+  std::shared_ptr<Shared> shared_;
+  c10::intrusive_ptr<c10d::Store> store_;
+  int rank_;
+  int world_;
+  std::chrono::milliseconds period_;
+};
+
 class C10dWork : public Work {
  public:
-  C10dWork(c10::intrusive_ptr<c10d::Work> work, std::string op, int rank, std::chrono::milliseconds timeout)
-      : work_(std::move(work)), op_(std::move(op)), rank_(rank), timeout_(timeout) {}
+  C10dWork(c10::intrusive_ptr<c10d::Work> work, std::string op, int rank, std::chrono::milliseconds timeout,
+           std::shared_ptr<const Heartbeat> heartbeat, int64_t seq)
+      : work_(std::move(work)),
+        op_(std::move(op)),
+        rank_(rank),
+        timeout_(timeout),
+        heartbeat_(std::move(heartbeat)),
+        seq_(seq) {}
 
   void wait() override {
     try {
       work_->wait(timeout_);
     } catch (const std::exception&) {
-      throw DistributedError(
-          c10::str("[rank ", rank_, "] collective '", op_, "' failed: ", what_of(std::current_exception()),
-                   "\nHINT: another rank probably exited or stopped responding (timeout ",
-                   timeout_.count() / 1000.0, " s); look at the other ranks' output for the first error."));
+      const std::string cause = what_of(std::current_exception());
+      // Gloo words a timeout several ways ("Operation timed out!", "Timed out waiting 10000ms for
+      // recv ..."); say it one way.
+      const bool timed_out = cause.find("imed out") != std::string::npos;
+      throw DistributedError(c10::str(
+          "[rank ", rank_, "] collective '", op_, "' (#", seq_, ") ",
+          timed_out ? c10::str("timed out after ", timeout_.count() / 1000.0, " s") : std::string("failed"), ": ",
+          cause, heartbeat_ ? Heartbeat::diagnose_within(heartbeat_, seq_, std::chrono::seconds(3)) : std::string(),
+          "\nHINT: another rank probably exited or stopped responding (timeout ", timeout_.count() / 1000.0,
+          " s); look at the other ranks' output for the first error."));
     }
   }
   bool completed() override { return work_->isCompleted(); }
@@ -97,18 +235,22 @@ class C10dWork : public Work {
   std::string op_;
   int rank_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<const Heartbeat> heartbeat_;
+  int64_t seq_;
 };
 
 class C10dProcessGroup : public ProcessGroup {
  public:
   C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> backend,
-                   std::string name, int rank, int world, std::chrono::milliseconds timeout)
+                   std::string name, int rank, int world, std::chrono::milliseconds timeout,
+                   std::chrono::milliseconds heartbeat_period)
       : store_(std::move(store)),
         backend_(std::move(backend)),
         name_(std::move(name)),
         rank_(rank),
         world_(world),
-        timeout_(timeout) {}
+        timeout_(timeout),
+        heartbeat_(std::make_shared<Heartbeat>(store_, rank, world, heartbeat_period)) {}
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_; }
@@ -157,7 +299,8 @@ class C10dProcessGroup : public ProcessGroup {
   template <typename F>
   std::shared_ptr<Work> run(const char* op, F&& launch) {
     try {
-      return std::make_shared<C10dWork>(launch(), op, rank_, timeout_);
+      const int64_t seq = heartbeat_->launch();
+      return std::make_shared<C10dWork>(launch(), op, rank_, timeout_, heartbeat_, seq);
     } catch (const std::exception&) {
       throw DistributedError(c10::str("[rank ", rank_, "] collective '", op,
                                       "' could not start: ", what_of(std::current_exception())));
@@ -170,6 +313,7 @@ class C10dProcessGroup : public ProcessGroup {
   int rank_;
   int world_;
   std::chrono::milliseconds timeout_;
+  std::shared_ptr<Heartbeat> heartbeat_;
 };
 
 }  // namespace
@@ -204,6 +348,73 @@ std::string ProcessGroup::broadcast_bytes(const std::string& bytes, int root) {
   return std::string(reinterpret_cast<const char*>(buf.data_ptr<uint8_t>()), static_cast<size_t>(n));
 }
 
+namespace {
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+// The rendezvous store's listening socket on 127.0.0.1 only (TCPStore alone binds every
+// interface). Used when the whole run is on this machine, so nothing else can reach the store.
+int listen_on_loopback(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ACCEL_CHECK(fd >= 0, "[rank 0] rendezvous: socket() failed: ", std::strerror(errno));
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || ::listen(fd, SOMAXCONN) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw DistributedError(c10::str("[rank 0] rendezvous: cannot listen on 127.0.0.1:", port, ": ",
+                                    std::strerror(err),
+                                    "\nHINT: the port is probably in use; choose another --main_process_port "
+                                    "(or 0 for a free one)."));
+  }
+  return fd;
+}
+
+// Every rank announces itself in the store; rank 0 waits until all have, and otherwise names the
+// ones that never came.
+void wait_for_all_ranks(c10d::Store& store, const ProcessState& state, std::chrono::milliseconds timeout) {
+  const int rank = state.rank;
+  const int world = state.world_size;
+  auto key = [](int r) { return "accel/joined/" + std::to_string(r); };
+  try {
+    store.set(key(rank), std::vector<uint8_t>{1});
+  } catch (const std::exception&) {
+    throw DistributedError(c10::str("[rank ", rank, "] rendezvous: cannot register with the master: ",
+                                    what_of(std::current_exception()),
+                                    "\nHINT: rank 0 probably exited; look at its output for the first error."));
+  }
+  if (rank != 0) return;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<std::string> all;
+  for (int r = 0; r < world; ++r) all.push_back(key(r));
+  while (!store.check(all)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string missing;
+      int count = 0;
+      for (int r = 0; r < world; ++r) {
+        if (store.check({key(r)})) continue;
+        ++count;
+        if (count <= 16) missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      }
+      if (count > 16) missing += ", ... (" + std::to_string(count) + " in all)";
+      throw DistributedError(c10::str(
+          "[rank 0] rendezvous on ", state.master_addr, ":", state.master_port, ": rank(s) ", missing, " did not join within ", timeout.count() / 1000.0, " s (",
+          world - count, " of ", world, " joined).\nHINT: check that every machine launched its processes with "
+          "the same --main_process_ip/--main_process_port and --num_processes, and look at the missing "
+          "ranks' output; ACCEL_TIMEOUT sets the timeout."));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, const Options& options) {
   const int rank = state.rank;
   const int world = state.world_size;
@@ -214,8 +425,15 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
   so.port = static_cast<uint16_t>(state.master_port);
   so.isServer = rank == 0;
   so.numWorkers = world;
-  so.waitWorkers = true;
+  // Joining is tracked per rank below (not by the store's worker count) so that an incomplete
+  // rendezvous names the ranks that are missing.
+  so.waitWorkers = false;
   so.timeout = options.timeout;
+  // Security default: a one-machine run's store listens on loopback only. Several machines need
+  // the store reachable from the others, so it listens on every interface (as torchrun's does).
+  if (rank == 0 && state.num_nodes == 1 && is_loopback(state.master_addr)) {
+    so.masterListenFd = listen_on_loopback(state.master_port);
+  }
   c10::intrusive_ptr<c10d::Store> store;
   try {
     store = c10::make_intrusive<c10d::TCPStore>(state.master_addr, so);
@@ -224,9 +442,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
     if (rank == 0) {
       throw DistributedError(
           c10::str("[rank 0] rendezvous on ", state.master_addr, ":", state.master_port, " failed: ", cause,
-                   "\nHINT: either the port is in use (choose another --main_process_port, or 0 for a free "
-                   "one) or not every one of the ",
-                   world, " ranks joined within ", options.timeout.count() / 1000.0, " s."));
+                   "\nHINT: the port is probably in use; choose another --main_process_port (or 0 for a "
+                   "free one)."));
     }
     throw DistributedError(
         c10::str("[rank ", rank, "] cannot reach the master at ", state.master_addr, ":", state.master_port,
@@ -234,6 +451,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
                  "\nHINT: check --main_process_ip / --main_process_port (MASTER_ADDR / MASTER_PORT), that "
                  "rank 0 is running, and that the port is open between the machines."));
   }
+  wait_for_all_ranks(*store, state, options.timeout);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("accel/default_pg", store);
 
   c10::intrusive_ptr<c10d::Backend> pg;
@@ -281,7 +499,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
                                     " process group failed: ", what_of(std::current_exception()),
                                     "\nHINT: a rank may have died during start-up."));
   }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout);
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout, options.heartbeat);
 }
 
 }  // namespace accel::distributed

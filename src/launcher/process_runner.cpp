@@ -478,8 +478,11 @@ class Runner {
     stopping_ = true;
     deadline_ = Clock::now() +
                 std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(c_.grace_period));
-    for (Worker& w : workers_)
-      if (w.running) send(w, sig);
+    for (Worker& w : workers_) {
+      if (!w.running) continue;
+      send(w, sig);
+      send(w, SIGCONT);  // a stopped worker (SIGSTOP, a debugger's halt) must see the signal too
+    }
   }
 
   void kill_now() {

@@ -29,6 +29,7 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
     distributed::ProcessGroup::Options po;
     po.backend = options_.process_group().backend();
     po.timeout = std::chrono::milliseconds(static_cast<int64_t>(resolved_.timeout_s * 1000.0));
+    po.heartbeat = std::chrono::milliseconds(static_cast<int64_t>(resolved_.heartbeat_s * 1000.0));
     group_ = distributed::ProcessGroup::create(state_, po);
     std::weak_ptr<distributed::ProcessGroup> weak = group_;
     logger().set_barrier([weak] {

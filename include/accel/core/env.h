@@ -32,6 +32,7 @@ struct ProcessEnv {
   std::optional<bool> debug_mode;                    // ACCELERATE_DEBUG_MODE
   std::optional<std::string> torch_device;           // ACCELERATE_TORCH_DEVICE
   std::optional<double> collective_timeout_s;        // ACCEL_TIMEOUT (seconds)
+  std::optional<double> heartbeat_s;                 // ACCEL_HEARTBEAT_S (seconds, 0 = off)
   std::optional<std::string> log_level;              // ACCEL_LOG_LEVEL / ACCELERATE_LOG_LEVEL
 };
 

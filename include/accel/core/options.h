@@ -68,6 +68,10 @@ struct ProcessGroupOptions {
   /// Timeout of the rendezvous and of every collective, seconds. Default: env ACCEL_TIMEOUT,
   /// else 300. A dead or missing peer becomes an accel::DistributedError after this long.
   TORCH_ARG(std::optional<double>, timeout_s) = std::nullopt;
+  /// Seconds between the heartbeats each rank leaves in the rendezvous store, which let a timed
+  /// out collective name the ranks that are behind or silent. Default: env ACCEL_HEARTBEAT_S,
+  /// else 1; 0 turns them off.
+  TORCH_ARG(std::optional<double>, heartbeat_s) = std::nullopt;
 };
 
 /// Gradient synchronisation across processes (DDP).
@@ -134,6 +138,7 @@ struct ResolvedOptions {
   int64_t gradient_accumulation_steps = 1;
   bool cpu = false;
   double timeout_s = 300.0;
+  double heartbeat_s = 1.0;
   bool debug = false;
 };
 

@@ -31,11 +31,15 @@ class ProcessGroup {
   struct Options {
     std::string backend = "auto";  // auto | gloo | nccl
     std::chrono::milliseconds timeout{300000};
+    /// Period of the liveness/progress heartbeats in the store (0: none); see ProcessGroupOptions.
+    std::chrono::milliseconds heartbeat{1000};
   };
 
   /// Rendezvous at state.master_addr:state.master_port (rank 0 hosts the TCPStore) and connect
   /// all ranks. Throws accel::DistributedError naming the address and port when the master cannot
-  /// be reached, or the ranks that did not join, within the timeout.
+  /// be reached, or the ranks that did not join, within the timeout. On one machine with a
+  /// loopback master address the store listens on 127.0.0.1 only (and Gloo connects over
+  /// loopback); several machines make it listen on every interface.
   static std::shared_ptr<ProcessGroup> create(const ProcessState& state, const Options& options);
 
   virtual ~ProcessGroup() = default;

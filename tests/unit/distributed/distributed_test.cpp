@@ -15,8 +15,11 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <numeric>
 #include <set>
+#include <thread>
 
 using namespace accel;
 using accel::testing::describe;
@@ -196,6 +199,58 @@ TEST(DISABLED_Worker, MissingRankTimesOut) {
     std::printf("rendezvous failed after %.1f s: %s\n", s, e.what_without_backtrace());
     EXPECT_LT(s, 30.0);
     EXPECT_NE(std::string(e.what_without_backtrace()).find("127.0.0.1"), std::string::npos);
+    EXPECT_NE(std::string(e.what_without_backtrace()).find("rank(s) 1 did not join"), std::string::npos);
+  }
+}
+
+// Local addresses (hex, as /proc/net/tcp{,6} write them) of sockets listening on `port`.
+std::vector<std::string> listening_addresses(int port) {
+  std::vector<std::string> out;
+  char want[8];
+  std::snprintf(want, sizeof(want), "%04X", port);
+  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      const auto colon = local.rfind(':');
+      if (state == "0A" && colon != std::string::npos && local.substr(colon + 1) == want)
+        out.push_back(local.substr(0, colon));
+    }
+  }
+  return out;
+}
+
+// Security default: a one-machine run's rendezvous store is reachable from this machine only.
+TEST(DISABLED_Worker, StoreListensOnLoopbackOnly) {
+  Accelerator acc(AcceleratorOptions().cpu(true));
+  if (acc.process_index() == 0) {
+    const int port = std::atoi(std::getenv("MASTER_PORT"));
+    auto addresses = listening_addresses(port);
+    ASSERT_FALSE(addresses.empty()) << "nothing listens on port " << port;
+    for (const auto& a : addresses) EXPECT_EQ(a, "0100007F") << "the store listens on " << a << ", not 127.0.0.1";
+  }
+  acc.wait_for_everyone();
+}
+
+// Rank 1 is alive but never reaches the barrier: rank 0's timeout names it as behind.
+TEST(DISABLED_Worker, StuckRankIsNamed) {
+  Accelerator acc(AcceleratorOptions().cpu(true));
+  if (acc.process_index() == 1) {
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    std::_Exit(0);
+  }
+  try {
+    acc.wait_for_everyone();
+    FAIL() << "expected a DistributedError";
+  } catch (const accel::DistributedError& e) {
+    const std::string msg = e.what_without_backtrace();
+    std::printf("rank 0 saw: %s\n", msg.c_str());
+    EXPECT_NE(msg.find("timed out after 2 s"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("rank 1 has not reached collective #"), std::string::npos) << msg;
   }
 }
 
@@ -249,6 +304,17 @@ TEST(Distributed, ShapeMismatch) {
 
 TEST(Distributed, RankThatNeverJoinsTimesOut) {
   auto results = run_ranks(2, "DISABLED_Worker.MissingRankTimesOut", {{"ACCEL_TIMEOUT", "3"}}, 60, {1});
+  ASSERT_FALSE(results[0].timed_out) << describe(results);
+  EXPECT_EQ(results[0].exit_code, 0) << describe(results);
+}
+
+TEST(Distributed, RendezvousStoreListensOnLoopbackOnly) {
+  expect_all_ranks_pass(run_ranks(2, "DISABLED_Worker.StoreListensOnLoopbackOnly"));
+}
+
+TEST(Distributed, TimeoutNamesTheRankThatIsBehind) {
+  auto results = run_ranks(2, "DISABLED_Worker.StuckRankIsNamed", {{"ACCEL_TIMEOUT", "2"}, {"ACCEL_HEARTBEAT_S", "0.2"}},
+                           60);
   ASSERT_FALSE(results[0].timed_out) << describe(results);
   EXPECT_EQ(results[0].exit_code, 0) << describe(results);
 }

@@ -288,6 +288,12 @@ TEST(Checkpoint, TruncatedOrTamperedFilesAreNamedAndNothingLoads) {
     std::ofstream(d / "v" / checkpoint::kManifestName, std::ios::trunc) << m.dump();
   }
   expect_load_error(b, d / "v", "../escape");
+  // A member replaced by a link to a file outside the folder (same bytes, so the checksum holds).
+  fs::copy(d / "s", d / "v2", fs::copy_options::recursive);
+  fs::copy_file(d / "v2" / "model.safetensors", d / "outside.safetensors");
+  fs::remove(d / "v2" / "model.safetensors");
+  fs::create_symlink(d / "outside.safetensors", d / "v2" / "model.safetensors");
+  expect_load_error(b, d / "v2", "symbolic link");
   // No manifest: an interrupted save.
   fs::copy(d / "s", d / "w", fs::copy_options::recursive);
   fs::remove(d / "w" / checkpoint::kManifestName);
