@@ -2,8 +2,8 @@
 // precision, any number of processes. The classic Accelerate exercise, in C++.
 //
 // Build:  bash scripts/setup.sh                      (builds build/bin/imdb_finetune)
-// Run:    build/bin/accel launch --num_processes 2 --mixed_precision bf16 \
-//             build/bin/imdb_finetune --max_train_samples 2000
+// Run:    build/bin/accel launch --num_processes 2 --mixed_precision bf16 build/bin/imdb_finetune
+//             --max_train_samples 2000                 (one command line)
 //         build/bin/imdb_finetune --help              (all options)
 // Data:   --data-dir, else $ACCEL_DATA_DIR, else the cache (~/.cache/accel/datasets/imdb), else a
 //         local shared/data/imdb/aclImdb; downloaded when missing and the network allows.

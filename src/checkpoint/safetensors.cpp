@@ -43,14 +43,22 @@ struct DtypeInfo {
 // Rank follows safetensors' `Dtype` enum (BOOL lowest ... U64 highest).
 const std::vector<DtypeInfo>& dtype_table() {
   static const std::vector<DtypeInfo> table = {
-      {"BOOL", c10::ScalarType::Bool, 0},          {"U8", c10::ScalarType::Byte, 4},
-      {"I8", c10::ScalarType::Char, 5},            {"F8_E5M2", c10::ScalarType::Float8_e5m2, 6},
-      {"F8_E4M3", c10::ScalarType::Float8_e4m3fn, 7}, {"I16", c10::ScalarType::Short, 9},
-      {"U16", c10::ScalarType::UInt16, 10},        {"F16", c10::ScalarType::Half, 11},
-      {"BF16", c10::ScalarType::BFloat16, 12},     {"I32", c10::ScalarType::Int, 13},
-      {"U32", c10::ScalarType::UInt32, 14},        {"F32", c10::ScalarType::Float, 15},
-      {"C64", c10::ScalarType::ComplexFloat, 16},  {"F64", c10::ScalarType::Double, 17},
-      {"I64", c10::ScalarType::Long, 18},          {"U64", c10::ScalarType::UInt64, 19},
+      {"BOOL", c10::ScalarType::Bool, 0},
+      {"U8", c10::ScalarType::Byte, 4},
+      {"I8", c10::ScalarType::Char, 5},
+      {"F8_E5M2", c10::ScalarType::Float8_e5m2, 6},
+      {"F8_E4M3", c10::ScalarType::Float8_e4m3fn, 7},
+      {"I16", c10::ScalarType::Short, 9},
+      {"U16", c10::ScalarType::UInt16, 10},
+      {"F16", c10::ScalarType::Half, 11},
+      {"BF16", c10::ScalarType::BFloat16, 12},
+      {"I32", c10::ScalarType::Int, 13},
+      {"U32", c10::ScalarType::UInt32, 14},
+      {"F32", c10::ScalarType::Float, 15},
+      {"C64", c10::ScalarType::ComplexFloat, 16},
+      {"F64", c10::ScalarType::Double, 17},
+      {"I64", c10::ScalarType::Long, 18},
+      {"U64", c10::ScalarType::UInt64, 19},
   };
   return table;
 }
@@ -223,6 +231,14 @@ std::string header_bytes(const std::vector<Planned>& planned, const Metadata& me
   return h;
 }
 
+// A JSON value for an error message: scalars as written (cut at 80 characters), arrays and objects
+// only by kind and size (dumping them would recurse once per nesting level, and headers may be big).
+std::string brief(const json& v) {
+  if (v.is_structured()) return c10::str("an ", v.type_name(), " of ", v.size(), " items");
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
 std::string length_prefix(uint64_t n) {
   std::string s(8, '\0');
   std::memcpy(s.data(), &n, 8);  // little-endian host (static_assert above)
@@ -251,18 +267,23 @@ std::optional<c10::ScalarType> dtype_from_name(std::string_view name) {
 // Reading
 
 struct SafetensorsFile::Mapping {
-  void* base = nullptr;
+  void* base = nullptr;  // the file's mapping, or the start of `owned`
   size_t size = 0;
+  bool mapped = false;  // base came from mmap (else from `owned`)
+  std::unique_ptr<char[]> owned;
   ~Mapping() {
-    if (base != nullptr && base != MAP_FAILED) ::munmap(base, size);
+    if (mapped && base != nullptr && base != MAP_FAILED) ::munmap(base, size);
   }
 };
 
+namespace {
+constexpr const char* kNotSafetensorsHint =
+    " HINT: the file is not a valid safetensors file (truncated, corrupted or another format); "
+    "re-export it with safetensors' save_file or save_pretrained.";
+}  // namespace
+
 SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   const std::string where = c10::str("safetensors file '", path.string(), "'");
-  const char* kHint = " HINT: the file is not a valid safetensors file (truncated, corrupted or "
-                      "another format); re-export it with safetensors' save_file or "
-                      "save_pretrained.";
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ACCEL_CHECK_INPUT(fd >= 0, "cannot open ", where, ": ", std::strerror(errno),
                     ". HINT: check the path; a Hugging Face model folder holds model.safetensors "
@@ -275,8 +296,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    ACCEL_CHECK_INPUT(false, where, " is ", file_size,
-                      " bytes long, shorter than the 8-byte header length.", kHint);
+    ACCEL_CHECK_INPUT(false, where, " is ", file_size, " bytes long, shorter than the 8-byte header length.",
+                      kNotSafetensorsHint);
   }
   mapping_ = std::make_shared<Mapping>();
   // Private writable mapping: views may be written in place (copy-on-write), never the file.
@@ -288,13 +309,36 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     errno = mmap_errno;
     ACCEL_CHECK_INPUT(false, "cannot memory-map ", where, ": ", std::strerror(errno));
   }
+  mapping_->mapped = true;
   mapping_->size = file_size;
+  parse();
+}
+
+SafetensorsFile SafetensorsFile::from_bytes(std::string_view bytes, const std::string& name) {
+  SafetensorsFile f;
+  f.path_ = name;
+  ACCEL_CHECK_INPUT(bytes.size() >= 8, "safetensors file '", name, "' is ", bytes.size(),
+                    " bytes long, shorter than the 8-byte header length.", kNotSafetensorsHint);
+  f.mapping_ = std::make_shared<Mapping>();
+  // new[] storage: aligned for every dtype, like a page-aligned file mapping.
+  f.mapping_->owned = std::make_unique<char[]>(bytes.size());
+  std::memcpy(f.mapping_->owned.get(), bytes.data(), bytes.size());
+  f.mapping_->base = f.mapping_->owned.get();
+  f.mapping_->size = bytes.size();
+  f.parse();
+  return f;
+}
+
+void SafetensorsFile::parse() {
+  const std::string where = c10::str("safetensors file '", path_.string(), "'");
+  const char* kHint = kNotSafetensorsHint;
+  const uint64_t file_size = mapping_->size;
   const auto* bytes = static_cast<const char*>(mapping_->base);
 
   uint64_t n = 0;
   std::memcpy(&n, bytes, 8);
-  ACCEL_CHECK_INPUT(n <= file_size - 8, where, ": header length ", n,
-                    " runs past the end of the file (", file_size, " bytes).", kHint);
+  ACCEL_CHECK_INPUT(n <= file_size - 8, where, ": header length ", n, " runs past the end of the file (",
+                    file_size, " bytes).", kHint);
   ACCEL_CHECK_INPUT(n <= kMaxHeaderSize, where, ": header length ", n, " exceeds the limit of ",
                     kMaxHeaderSize, " bytes.", kHint);
   ACCEL_CHECK_INPUT(n >= 2 && bytes[8] == '{', where,
@@ -318,8 +362,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   } catch (const json::exception& e) {
     ACCEL_CHECK_INPUT(false, where, ": the JSON header is not valid JSON (", e.what(), ").", kHint);
   }
-  ACCEL_CHECK_INPUT(duplicate.empty(), where, ": tensor name '", duplicate,
-                    "' appears twice in the header.", kHint);
+  ACCEL_CHECK_INPUT(duplicate.empty(), where, ": tensor name '", duplicate, "' appears twice in the header.",
+                    kHint);
   ACCEL_CHECK_INPUT(header.is_object(), where, ": the JSON header is not an object.", kHint);
 
   for (auto it = header.begin(); it != header.end(); ++it) {
@@ -329,16 +373,15 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
       ACCEL_CHECK_INPUT(v.is_object(), where, ": __metadata__ must be an object of strings.", kHint);
       for (auto m = v.begin(); m != v.end(); ++m) {
         ACCEL_CHECK_INPUT(m.value().is_string(), where, ": __metadata__ value of '", m.key(),
-                          "' is not a string (", m.value().dump(), ").", kHint);
+                          "' is not a string (", brief(m.value()), ").", kHint);
         metadata_[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
     const std::string t = c10::str(where, ": tensor '", name, "'");
-    ACCEL_CHECK_INPUT(v.is_object() && v.contains("dtype") && v.contains("shape") &&
-                          v.contains("data_offsets"),
-                      t, " needs an object with dtype, shape and data_offsets, got ", v.dump(), ".",
-                      kHint);
+    ACCEL_CHECK_INPUT(
+        v.is_object() && v.contains("dtype") && v.contains("shape") && v.contains("data_offsets"), t,
+        " needs an object with dtype, shape and data_offsets, got ", brief(v), ".", kHint);
     const json& jd = v["dtype"];
     ACCEL_CHECK_INPUT(jd.is_string(), t, ": dtype is not a string.", kHint);
     auto dtype = dtype_from_name(jd.get<std::string>());
@@ -353,28 +396,26 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     uint64_t numel = 1;
     bool overflow = false;
     for (const auto& d : js) {
-      ACCEL_CHECK_INPUT(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0),
-                        t, ": shape ", js.dump(), " holds a value that is not a non-negative integer.",
-                        kHint);
+      ACCEL_CHECK_INPUT(d.is_number_unsigned() || (d.is_number_integer() && d.get<int64_t>() >= 0), t,
+                        ": shape ", brief(js), " holds a value that is not a non-negative integer.", kHint);
       uint64_t dim = d.get<uint64_t>();
-      ACCEL_CHECK_INPUT(dim <= static_cast<uint64_t>(INT64_MAX), t, ": shape ", js.dump(),
-                        " is too large.", kHint);
+      ACCEL_CHECK_INPUT(dim <= static_cast<uint64_t>(INT64_MAX), t, ": shape ", brief(js), " is too large.",
+                        kHint);
       e.shape.push_back(static_cast<int64_t>(dim));
       if (dim != 0 && numel > UINT64_MAX / dim) overflow = true;
       numel *= dim;
     }
     const json& jo = v["data_offsets"];
-    ACCEL_CHECK_INPUT(jo.is_array() && jo.size() == 2 && jo[0].is_number_unsigned() &&
-                          jo[1].is_number_unsigned(),
-                      t, ": data_offsets must be two non-negative integers, got ", jo.dump(), ".",
-                      kHint);
+    ACCEL_CHECK_INPUT(
+        jo.is_array() && jo.size() == 2 && jo[0].is_number_unsigned() && jo[1].is_number_unsigned(), t,
+        ": data_offsets must be two non-negative integers, got ", brief(jo), ".", kHint);
     e.begin = jo[0].get<uint64_t>();
     e.end = jo[1].get<uint64_t>();
-    ACCEL_CHECK_INPUT(e.begin <= e.end && e.end <= data_size, t, ": data_offsets [", e.begin, ", ",
-                      e.end, ") are out of range (data section is ", data_size, " bytes).", kHint);
+    ACCEL_CHECK_INPUT(e.begin <= e.end && e.end <= data_size, t, ": data_offsets [", e.begin, ", ", e.end,
+                      ") are out of range (data section is ", data_size, " bytes).", kHint);
     const uint64_t item = c10::elementSize(e.dtype);
-    ACCEL_CHECK_INPUT(!overflow && numel <= UINT64_MAX / item && numel * item == e.end - e.begin,
-                      t, ": shape ", shape_str(e.shape), " of ", jd.get<std::string>(), " needs ",
+    ACCEL_CHECK_INPUT(!overflow && numel <= UINT64_MAX / item && numel * item == e.end - e.begin, t,
+                      ": shape ", shape_str(e.shape), " of ", jd.get<std::string>(), " needs ",
                       overflow ? std::string("too many") : std::to_string(numel * item),
                       " bytes but data_offsets span ", e.end - e.begin, " bytes.", kHint);
     entries_.push_back(std::move(e));
@@ -385,9 +426,8 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   });
   uint64_t expected = 0;
   for (const auto& e : entries_) {
-    ACCEL_CHECK_INPUT(e.begin >= expected, where, ": tensor '", e.name, "' (bytes [", e.begin, ", ",
-                      e.end, ")) overlaps the tensor before it (which ends at ", expected, ").",
-                      kHint);
+    ACCEL_CHECK_INPUT(e.begin >= expected, where, ": tensor '", e.name, "' (bytes [", e.begin, ", ", e.end,
+                      ")) overlaps the tensor before it (which ends at ", expected, ").", kHint);
     ACCEL_CHECK_INPUT(e.begin == expected, where, ": tensor '", e.name, "' starts at byte ", e.begin,
                       " but the data before it ends at ", expected,
                       " (offsets must be contiguous, with no gap).", kHint);
@@ -409,13 +449,14 @@ std::vector<std::string> SafetensorsFile::names() const {
   return out;
 }
 
-bool SafetensorsFile::contains(const std::string& name) const { return index_.count(name) > 0; }
+bool SafetensorsFile::contains(const std::string& name) const {
+  return index_.count(name) > 0;
+}
 
 const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
   auto it = index_.find(name);
-  ACCEL_CHECK_INPUT(it != index_.end(), "safetensors file '", path_.string(), "' has no tensor '",
-                    name, "' (it holds ", index_.size(),
-                    " tensors). HINT: list them with names().");
+  ACCEL_CHECK_INPUT(it != index_.end(), "safetensors file '", path_.string(), "' has no tensor '", name,
+                    "' (it holds ", index_.size(), " tensors). HINT: list them with names().");
   return entries_[it->second];
 }
 
@@ -431,7 +472,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
     return out;
   }
   std::shared_ptr<Mapping> keep = mapping_;
-  return at::from_blob(ptr, e.shape, [keep](void*) mutable { keep.reset(); }, options);
+  return at::from_blob(
+      ptr, e.shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 
 TensorMap SafetensorsFile::tensors() const {
@@ -442,6 +484,12 @@ TensorMap SafetensorsFile::tensors() const {
 
 TensorMap load_file(const fs::path& path, Metadata* metadata) {
   SafetensorsFile f(path);
+  if (metadata != nullptr) *metadata = f.metadata();
+  return f.tensors();
+}
+
+TensorMap load_bytes(std::string_view bytes, Metadata* metadata) {
+  SafetensorsFile f = SafetensorsFile::from_bytes(bytes);
   if (metadata != nullptr) *metadata = f.metadata();
   return f.tensors();
 }
@@ -491,9 +539,10 @@ std::string shard_file_name(int64_t index, int64_t count, const std::string& pre
 
 ShardIndex read_index(const fs::path& path) {
   const std::string where = c10::str("checkpoint index '", path.string(), "'");
-  const char* kHint = " HINT: the index must look like {\"metadata\": {\"total_size\": N}, "
-                      "\"weight_map\": {\"tensor name\": \"model-00001-of-00002.safetensors\"}}; "
-                      "re-save the checkpoint with save_pretrained.";
+  const char* kHint =
+      " HINT: the index must look like {\"metadata\": {\"total_size\": N}, "
+      "\"weight_map\": {\"tensor name\": \"model-00001-of-00002.safetensors\"}}; "
+      "re-save the checkpoint with save_pretrained.";
   std::ifstream in(path, std::ios::binary);
   ACCEL_CHECK_INPUT(in.good(), "cannot open ", where, ". HINT: check the path.");
   std::stringstream ss;
@@ -616,8 +665,7 @@ Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
                       "pytorch_model.bin (pickle) is not read.");
     p = *found;
   }
-  ACCEL_CHECK_INPUT(fs::exists(p), "checkpoint '", p.string(),
-                    "' does not exist. HINT: check the path.");
+  ACCEL_CHECK_INPUT(fs::exists(p), "checkpoint '", p.string(), "' does not exist. HINT: check the path.");
   source_ = p;
   const std::string fname = p.filename().string();
   const bool is_index = fname.size() > 11 && fname.substr(fname.size() - 11) == ".index.json";
@@ -641,8 +689,8 @@ Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
   }
   for (const auto& [name, file] : index.weight_map) {
     const size_t slot = file_slot[file];
-    ACCEL_CHECK_INPUT(files_[slot].contains(name), "checkpoint index '", p.string(),
-                      "' says tensor '", name, "' is in '", file,
+    ACCEL_CHECK_INPUT(files_[slot].contains(name), "checkpoint index '", p.string(), "' says tensor '", name,
+                      "' is in '", file,
                       "', but that shard does not hold it. HINT: the index and the shards come "
                       "from different saves; re-save the checkpoint.");
     where_[name] = slot;
@@ -653,9 +701,9 @@ Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
   for (size_t s = 0; s < files_.size(); ++s) {
     for (const auto& e : files_[s].entries()) {
       auto [it, inserted] = holder.emplace(e.name, s);
-      ACCEL_CHECK_INPUT(inserted, "checkpoint '", p.string(), "': tensor '", e.name,
-                        "' is in two shards, '", files_[it->second].path().string(), "' and '",
-                        files_[s].path().string(), "'. HINT: re-save the checkpoint.");
+      ACCEL_CHECK_INPUT(inserted, "checkpoint '", p.string(), "': tensor '", e.name, "' is in two shards, '",
+                        files_[it->second].path().string(), "' and '", files_[s].path().string(),
+                        "'. HINT: re-save the checkpoint.");
     }
   }
 }
@@ -667,7 +715,9 @@ std::vector<std::string> Checkpoint::names() const {
   return out;
 }
 
-bool Checkpoint::contains(const std::string& name) const { return where_.count(name) > 0; }
+bool Checkpoint::contains(const std::string& name) const {
+  return where_.count(name) > 0;
+}
 
 const SafetensorsFile& Checkpoint::file_holding(const std::string& name) const {
   auto it = where_.find(name);
@@ -680,7 +730,9 @@ const TensorEntry& Checkpoint::entry(const std::string& name) const {
   return file_holding(name).entry(name);
 }
 
-at::Tensor Checkpoint::tensor(const std::string& name) const { return file_holding(name).tensor(name); }
+at::Tensor Checkpoint::tensor(const std::string& name) const {
+  return file_holding(name).tensor(name);
+}
 
 const fs::path& Checkpoint::file_of(const std::string& name) const {
   return file_holding(name).path();

@@ -142,12 +142,25 @@ nlohmann::json verify_state_folder(const fs::path& dir) {
   for (auto& [name, info] : m["files"].items()) {
     check_member_name(name, dir);
     const fs::path p = dir / name;
-    ACCEL_CHECK_INPUT(fs::exists(p), "load_state: ", p.string(), " is missing from the checkpoint.");
-    const uint64_t size = fs::file_size(p);
-    ACCEL_CHECK_INPUT(info.contains("size") && info["size"].get<uint64_t>() == size,
-                      "load_state: ", p.string(), " has ", size, " bytes but the manifest says ",
-                      info.value("size", uint64_t{0}), " (truncated or modified). Nothing was loaded.");
-    ACCEL_CHECK_INPUT(info.contains("checksum") && info["checksum"].get<std::string>() == file_checksum(p),
+    ACCEL_CHECK_INPUT(info.is_object() && info.contains("size") && info["size"].is_number_unsigned() &&
+                          info.contains("checksum") && info["checksum"].is_string(),
+                      "load_state: ", manifest.string(), ": the entry of '", name,
+                      "' needs {\"size\": <bytes>, \"checksum\": \"<hex>\"}. HINT: the checkpoint was "
+                      "tampered with or corrupted; use another checkpoint.");
+    // The member itself, not what a symbolic link points to: save_state writes regular files only.
+    std::error_code ec;
+    const fs::file_status st = fs::symlink_status(p, ec);
+    ACCEL_CHECK_INPUT(!ec && fs::exists(st), "load_state: ", p.string(), " is missing from the checkpoint.");
+    ACCEL_CHECK_INPUT(fs::is_regular_file(st), "load_state: ", p.string(),
+                      " is not a regular file (a folder or a symbolic link). HINT: the checkpoint was "
+                      "tampered with or corrupted; use another checkpoint.");
+    const uint64_t size = fs::file_size(p, ec);
+    ACCEL_CHECK_INPUT(!ec, "load_state: cannot read the size of ", p.string(), ": ", ec.message());
+    const uint64_t expected = info["size"].get<uint64_t>();
+    ACCEL_CHECK_INPUT(expected == size, "load_state: ", p.string(), " has ", size,
+                      " bytes but the manifest says ", expected,
+                      " (truncated or modified). Nothing was loaded.");
+    ACCEL_CHECK_INPUT(info["checksum"].get_ref<const std::string&>() == file_checksum(p),
                       "load_state: ", p.string(),
                       " does not match its checksum in the manifest (modified "
                       "or corrupted). Nothing was loaded.");

@@ -46,8 +46,7 @@ int parse_int(const std::string& name, const std::string& value, int min_value) 
   auto [p, ec] = std::from_chars(b, e, out);
   ACCEL_CHECK(ec == std::errc() && p == e, "environment variable ", name, "='", value,
               "' is not an integer. HINT: unset it or set an integer >= ", min_value, ".");
-  ACCEL_CHECK(out >= min_value, "environment variable ", name, "=", value, " must be >= ", min_value,
-              ".");
+  ACCEL_CHECK(out >= min_value, "environment variable ", name, "=", value, " must be >= ", min_value, ".");
   return out;
 }
 
@@ -62,22 +61,20 @@ bool parse_bool(const std::string& value, const std::string& what) {
   const std::string v = lower(value);
   if (v == "1" || v == "true" || v == "yes" || v == "y" || v == "on" || v == "t") return true;
   if (v == "0" || v == "false" || v == "no" || v == "n" || v == "off" || v == "f") return false;
-  ACCEL_CHECK(false, what, "='", value,
-              "' is not a boolean; accepted: 1/true/yes/on or 0/false/no/off.");
+  ACCEL_CHECK(false, what, "='", value, "' is not a boolean; accepted: 1/true/yes/on or 0/false/no/off.");
   return false;
 }
 
 ProcessEnv read_process_env(const EnvMap& env) {
   ProcessEnv pe;
-  auto rank = first_of(env, {"RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK",
-                             "SLURM_PROCID"});
-  auto world = first_of(env, {"WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE",
-                              "MV2_COMM_WORLD_SIZE", "SLURM_NTASKS"});
+  auto rank =
+      first_of(env, {"RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID"});
+  auto world = first_of(
+      env, {"WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_NTASKS"});
   auto local_rank = first_of(env, {"LOCAL_RANK", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK",
                                    "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"});
-  auto local_world = first_of(env, {"LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS",
-                                    "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE",
-                                    "SLURM_NTASKS_PER_NODE"});
+  auto local_world = first_of(env, {"LOCAL_WORLD_SIZE", "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE",
+                                    "MV2_COMM_WORLD_LOCAL_SIZE", "SLURM_NTASKS_PER_NODE"});
   if (world) pe.world_size = parse_int(world->first, world->second, 1);
   if (rank) pe.rank = parse_int(rank->first, rank->second, 0);
   pe.launched = rank.has_value() || world.has_value();
@@ -112,8 +109,8 @@ ProcessEnv read_process_env(const EnvMap& env) {
   }
   if (auto v = get(env, "ACCELERATE_MIXED_PRECISION")) {
     std::string mp = lower(*v);
-    ACCEL_CHECK(mp == "no" || mp == "fp16" || mp == "bf16",
-                "ACCELERATE_MIXED_PRECISION='", *v, "' is not supported; accepted: no, fp16, bf16.");
+    ACCEL_CHECK(mp == "no" || mp == "fp16" || mp == "bf16", "ACCELERATE_MIXED_PRECISION='", *v,
+                "' is not supported; accepted: no, fp16, bf16.");
     pe.mixed_precision = mp;
   }
   if (auto v = get(env, "ACCELERATE_GRADIENT_ACCUMULATION_STEPS")) {

@@ -19,9 +19,12 @@ MixedPrecision parse_mixed_precision(const std::string& value) {
 
 std::string to_string(MixedPrecision mp) {
   switch (mp) {
-    case MixedPrecision::kNo: return "no";
-    case MixedPrecision::kFP16: return "fp16";
-    case MixedPrecision::kBF16: return "bf16";
+    case MixedPrecision::kNo:
+      return "no";
+    case MixedPrecision::kFP16:
+      return "fp16";
+    case MixedPrecision::kBF16:
+      return "bf16";
   }
   return "no";
 }
@@ -68,8 +71,8 @@ ResolvedOptions resolve_options(const AcceleratorOptions& options, const Process
   }
   ACCEL_CHECK(r.heartbeat_s >= 0, "process_group.heartbeat_s=", r.heartbeat_s, " must be >= 0 (0: off).");
   const std::string& backend = options.process_group().backend();
-  ACCEL_CHECK(backend == "auto" || backend == "gloo" || backend == "nccl", "process_group.backend='",
-              backend, "' is not known; accepted: auto, gloo, nccl.");
+  ACCEL_CHECK(backend == "auto" || backend == "gloo" || backend == "nccl", "process_group.backend='", backend,
+              "' is not known; accepted: auto, gloo, nccl.");
   const std::string& hook = options.ddp().comm_hook();
   ACCEL_CHECK(hook == "none" || hook == "fp16" || hook == "bf16", "ddp.comm_hook='", hook,
               "' is not known; accepted: none, fp16, bf16.");
@@ -78,14 +81,12 @@ ResolvedOptions resolve_options(const AcceleratorOptions& options, const Process
               options.ddp().first_bucket_cap_mb(), ").");
   const auto& sc = options.scaler();
   ACCEL_CHECK(sc.init_scale() > 0, "scaler.init_scale=", sc.init_scale(), " must be > 0.");
-  ACCEL_CHECK(sc.growth_factor() > 1.0, "scaler.growth_factor=", sc.growth_factor(),
-              " must be > 1.");
-  ACCEL_CHECK(sc.backoff_factor() > 0.0 && sc.backoff_factor() < 1.0, "scaler.backoff_factor=",
-              sc.backoff_factor(), " must be in (0, 1).");
-  ACCEL_CHECK(sc.growth_interval() >= 1, "scaler.growth_interval=", sc.growth_interval(),
-              " must be >= 1.");
-  ACCEL_CHECK(options.project().total_limit() >= 0, "project.total_limit=",
-              options.project().total_limit(), " must be >= 0 (0 keeps every checkpoint).");
+  ACCEL_CHECK(sc.growth_factor() > 1.0, "scaler.growth_factor=", sc.growth_factor(), " must be > 1.");
+  ACCEL_CHECK(sc.backoff_factor() > 0.0 && sc.backoff_factor() < 1.0,
+              "scaler.backoff_factor=", sc.backoff_factor(), " must be in (0, 1).");
+  ACCEL_CHECK(sc.growth_interval() >= 1, "scaler.growth_interval=", sc.growth_interval(), " must be >= 1.");
+  ACCEL_CHECK(options.project().total_limit() >= 0, "project.total_limit=", options.project().total_limit(),
+              " must be >= 0 (0 keeps every checkpoint).");
   r.debug = env.debug_mode.value_or(false);
   return r;
 }

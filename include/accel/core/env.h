@@ -17,23 +17,23 @@ EnvMap current_environment();
 
 /// Everything accel reads from the environment, parsed and validated.
 struct ProcessEnv {
-  int rank = 0;               // RANK (or PMI_RANK / OMPI_COMM_WORLD_RANK / SLURM_PROCID)
-  int local_rank = 0;         // LOCAL_RANK (or MPI / SLURM local rank)
-  int world_size = 1;         // WORLD_SIZE
-  int local_world_size = 1;   // LOCAL_WORLD_SIZE
-  int node_rank = 0;          // GROUP_RANK / NODE_RANK
-  int num_nodes = 1;          // derived: world_size / local_world_size
-  std::string master_addr = "127.0.0.1";  // MASTER_ADDR
-  int master_port = 29500;                 // MASTER_PORT
-  bool launched = false;      // a launcher set RANK/WORLD_SIZE (or MPI/SLURM equivalents)
-  std::optional<std::string> mixed_precision;        // ACCELERATE_MIXED_PRECISION
-  std::optional<int> gradient_accumulation_steps;    // ACCELERATE_GRADIENT_ACCUMULATION_STEPS
-  std::optional<bool> use_cpu;                       // ACCELERATE_USE_CPU
-  std::optional<bool> debug_mode;                    // ACCELERATE_DEBUG_MODE
-  std::optional<std::string> torch_device;           // ACCELERATE_TORCH_DEVICE
-  std::optional<double> collective_timeout_s;        // ACCEL_TIMEOUT (seconds)
-  std::optional<double> heartbeat_s;                 // ACCEL_HEARTBEAT_S (seconds, 0 = off)
-  std::optional<std::string> log_level;              // ACCEL_LOG_LEVEL / ACCELERATE_LOG_LEVEL
+  int rank = 0;                                // RANK (or PMI_RANK / OMPI_COMM_WORLD_RANK / SLURM_PROCID)
+  int local_rank = 0;                          // LOCAL_RANK (or MPI / SLURM local rank)
+  int world_size = 1;                          // WORLD_SIZE
+  int local_world_size = 1;                    // LOCAL_WORLD_SIZE
+  int node_rank = 0;                           // GROUP_RANK / NODE_RANK
+  int num_nodes = 1;                           // derived: world_size / local_world_size
+  std::string master_addr = "127.0.0.1";       // MASTER_ADDR
+  int master_port = 29500;                     // MASTER_PORT
+  bool launched = false;                       // a launcher set RANK/WORLD_SIZE (or MPI/SLURM equivalents)
+  std::optional<std::string> mixed_precision;  // ACCELERATE_MIXED_PRECISION
+  std::optional<int> gradient_accumulation_steps;  // ACCELERATE_GRADIENT_ACCUMULATION_STEPS
+  std::optional<bool> use_cpu;                     // ACCELERATE_USE_CPU
+  std::optional<bool> debug_mode;                  // ACCELERATE_DEBUG_MODE
+  std::optional<std::string> torch_device;         // ACCELERATE_TORCH_DEVICE
+  std::optional<double> collective_timeout_s;      // ACCEL_TIMEOUT (seconds)
+  std::optional<double> heartbeat_s;               // ACCEL_HEARTBEAT_S (seconds, 0 = off)
+  std::optional<std::string> log_level;            // ACCEL_LOG_LEVEL / ACCELERATE_LOG_LEVEL
 };
 
 /// Parses `env`. Throws accel::Error naming the variable, its value and what is accepted when a

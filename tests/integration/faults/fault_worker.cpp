@@ -64,21 +64,33 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) usage("missing value for " + k);
       return argv[++i];
     };
-    if (k == "--out") a.out = value();
-    else if (k == "--check") a.check = value();
-    else if (k == "--steps") a.steps = std::stoll(value());
-    else if (k == "--save_every") a.save_every = std::stoll(value());
-    else if (k == "--fault") a.fault = value();
-    else if (k == "--fault_rank") a.fault_rank = std::stoll(value());
-    else if (k == "--fault_step") a.fault_step = std::stoll(value());
-    else if (k == "--fault_always") a.fault_always = true;
-    else if (k == "--step_sleep_ms") a.step_sleep_ms = std::stoll(value());
-    else if (k == "--hidden") a.hidden = std::stoll(value());
-    else usage("unknown argument " + k);
+    if (k == "--out")
+      a.out = value();
+    else if (k == "--check")
+      a.check = value();
+    else if (k == "--steps")
+      a.steps = std::stoll(value());
+    else if (k == "--save_every")
+      a.save_every = std::stoll(value());
+    else if (k == "--fault")
+      a.fault = value();
+    else if (k == "--fault_rank")
+      a.fault_rank = std::stoll(value());
+    else if (k == "--fault_step")
+      a.fault_step = std::stoll(value());
+    else if (k == "--fault_always")
+      a.fault_always = true;
+    else if (k == "--step_sleep_ms")
+      a.step_sleep_ms = std::stoll(value());
+    else if (k == "--hidden")
+      a.hidden = std::stoll(value());
+    else
+      usage("unknown argument " + k);
   }
   if (a.out.empty() == a.check.empty()) usage("give exactly one of --out and --check");
   static const char* kFaults[] = {"none", "kill", "segv", "throw", "hang", "stop", "nojoin"};
-  if (std::find(std::begin(kFaults), std::end(kFaults), a.fault) == std::end(kFaults)) usage("unknown fault " + a.fault);
+  if (std::find(std::begin(kFaults), std::end(kFaults), a.fault) == std::end(kFaults))
+    usage("unknown fault " + a.fault);
   return a;
 }
 
@@ -106,7 +118,7 @@ void inject(const Args& a, int64_t rank) {
   if (a.fault == "kill") {
     std::raise(SIGKILL);
   } else if (a.fault == "segv") {
-    volatile uintptr_t address = 16;  // volatile: the compiler cannot see the bad address
+    volatile uintptr_t address = 16;                // volatile: the compiler cannot see the bad address
     *reinterpret_cast<volatile int*>(address) = 1;  // a real invalid write, as a bug would make
   } else if (a.fault == "throw") {
     throw std::runtime_error("injected failure on rank " + std::to_string(rank) + " at step " +
@@ -143,7 +155,8 @@ int run(const Args& a) {
   auto model = acc.prepare(toy::Net(64, a.hidden));
   auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-3)));
   auto [x, y] = toy::make_data(4096, 1);
-  auto loader = acc.prepare(accel::data::make_tensor_loader({x, y}, accel::data::DataLoaderOptions(32).shuffle(true)));
+  auto loader =
+      acc.prepare(accel::data::make_tensor_loader({x, y}, accel::data::DataLoaderOptions(32).shuffle(true)));
   auto counter = std::make_shared<Counter>();
   acc.register_for_checkpointing(counter);
 
@@ -154,7 +167,8 @@ int run(const Args& a) {
       return 1;
     }
     acc.load_state();
-    std::printf("checkpoint %s loads: step %lld\n", existing.back().c_str(), static_cast<long long>(counter->step));
+    std::printf("checkpoint %s loads: step %lld\n", existing.back().c_str(),
+                static_cast<long long>(counter->step));
     return 0;
   }
   if (!existing.empty()) {

@@ -26,7 +26,10 @@ fs::path fresh_dir(const std::string& name) {
 
 // The start of a protocol-2 pickle that would call os.system("touch MARKER") if unpickled.
 std::string malicious_pickle(const fs::path& marker) {
-  return std::string("\x80\x02" "cos\nsystem\n(V") + "touch " + marker.string() + "\ntR.";
+  return std::string(
+             "\x80\x02"
+             "cos\nsystem\n(V") +
+         "touch " + marker.string() + "\ntR.";
 }
 
 std::string error_of(const std::function<void()>& f) {

@@ -22,7 +22,8 @@ void expect_error(F&& fn, std::initializer_list<std::string> needles) {
     FAIL() << "expected an accel::Error";
   } catch (const accel::Error& e) {
     std::string msg = e.what_without_backtrace();
-    for (const auto& n : needles) EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
+    for (const auto& n : needles)
+      EXPECT_NE(msg.find(n), std::string::npos) << "'" << n << "' not in: " << msg;
   }
 }
 
@@ -64,8 +65,10 @@ TEST(ProcessEnv, ReadsTorchrunVariablesForEveryRankOfTwoMachines) {
 }
 
 TEST(ProcessEnv, ReadsMpiAndSlurmNames) {
-  ProcessEnv e = read_process_env({{"OMPI_COMM_WORLD_RANK", "1"}, {"OMPI_COMM_WORLD_SIZE", "2"},
-                                   {"OMPI_COMM_WORLD_LOCAL_RANK", "1"}, {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
+  ProcessEnv e = read_process_env({{"OMPI_COMM_WORLD_RANK", "1"},
+                                   {"OMPI_COMM_WORLD_SIZE", "2"},
+                                   {"OMPI_COMM_WORLD_LOCAL_RANK", "1"},
+                                   {"OMPI_COMM_WORLD_LOCAL_SIZE", "2"}});
   EXPECT_EQ(e.rank, 1);
   EXPECT_EQ(e.world_size, 2);
   EXPECT_EQ(e.local_rank, 1);
@@ -78,24 +81,42 @@ TEST(ProcessEnv, ReadsAccelerateSettings) {
   ProcessEnv e = read_process_env({{"ACCELERATE_MIXED_PRECISION", "BF16"},
                                    {"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4"},
                                    {"ACCELERATE_USE_CPU", "yes"},
-                                   {"ACCEL_TIMEOUT", "2.5"}});
+                                   {"ACCEL_TIMEOUT", "2.5"},
+                                   {"ACCEL_HEARTBEAT_S", "0.25"}});
   EXPECT_EQ(*e.mixed_precision, "bf16");
   EXPECT_EQ(*e.gradient_accumulation_steps, 4);
   EXPECT_TRUE(*e.use_cpu);
   EXPECT_DOUBLE_EQ(*e.collective_timeout_s, 2.5);
+  EXPECT_DOUBLE_EQ(*e.heartbeat_s, 0.25);
+  EXPECT_DOUBLE_EQ(resolve_options(AcceleratorOptions(), e).heartbeat_s, 0.25);
+  EXPECT_DOUBLE_EQ(resolve_options(AcceleratorOptions(), read_process_env({})).heartbeat_s, 1.0);
+  AcceleratorOptions off;
+  off.process_group().heartbeat_s(0.0);
+  EXPECT_DOUBLE_EQ(resolve_options(off, e).heartbeat_s, 0.0);
 }
 
 TEST(ProcessEnv, MalformedValuesNameTheVariableAndValue) {
+  expect_error([] { read_process_env({{"ACCEL_HEARTBEAT_S", "-1"}}); }, {"ACCEL_HEARTBEAT_S", "-1"});
+  expect_error([] { read_process_env({{"ACCEL_HEARTBEAT_S", "often"}}); }, {"ACCEL_HEARTBEAT_S", "often"});
   expect_error([] { read_process_env({{"RANK", "abc"}, {"WORLD_SIZE", "2"}}); }, {"RANK", "abc"});
   expect_error([] { read_process_env({{"RANK", "2"}, {"WORLD_SIZE", "2"}}); }, {"rank 2", "world size 2"});
-  expect_error([] { read_process_env({{"ACCELERATE_MIXED_PRECISION", "fp8x"}}); },
-               {"fp8x", "no, fp16, bf16"});
-  expect_error([] { read_process_env({{"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "0"}}); },
-               {"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", ">= 1"});
+  expect_error(
+      [] {
+        read_process_env({{"ACCELERATE_MIXED_PRECISION", "fp8x"}});
+      },
+      {"fp8x", "no, fp16, bf16"});
+  expect_error(
+      [] {
+        read_process_env({{"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "0"}});
+      },
+      {"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", ">= 1"});
   expect_error([] { read_process_env({{"ACCELERATE_USE_CPU", "maybe"}}); }, {"ACCELERATE_USE_CPU", "maybe"});
   expect_error([] { read_process_env({{"MASTER_PORT", "70000"}}); }, {"MASTER_PORT", "70000"});
-  expect_error([] { read_process_env({{"WORLD_SIZE", "3"}, {"LOCAL_WORLD_SIZE", "2"}}); },
-               {"WORLD_SIZE=3", "LOCAL_WORLD_SIZE=2"});
+  expect_error(
+      [] {
+        read_process_env({{"WORLD_SIZE", "3"}, {"LOCAL_WORLD_SIZE", "2"}});
+      },
+      {"WORLD_SIZE=3", "LOCAL_WORLD_SIZE=2"});
 }
 
 TEST(Options, MixedPrecisionRejectsUnknownValueListingAccepted) {
@@ -129,12 +150,20 @@ TEST(Options, ExplicitBeatsEnvironmentBeatsDefault) {
 }
 
 TEST(Options, ScalerAndDdpValidation) {
-  expect_error([] { resolve_options(AcceleratorOptions().scaler(GradScalerOptions().backoff_factor(1.5)), ProcessEnv{}); },
-               {"backoff_factor", "(0, 1)"});
-  expect_error([] { resolve_options(AcceleratorOptions().ddp(DDPOptions().comm_hook("int8")), ProcessEnv{}); },
-               {"int8", "none, fp16, bf16"});
-  expect_error([] { resolve_options(AcceleratorOptions().process_group(ProcessGroupOptions().backend("mpi")), ProcessEnv{}); },
-               {"mpi", "auto, gloo, nccl"});
+  expect_error(
+      [] {
+        resolve_options(AcceleratorOptions().scaler(GradScalerOptions().backoff_factor(1.5)), ProcessEnv{});
+      },
+      {"backoff_factor", "(0, 1)"});
+  expect_error(
+      [] { resolve_options(AcceleratorOptions().ddp(DDPOptions().comm_hook("int8")), ProcessEnv{}); },
+      {"int8", "none, fp16, bf16"});
+  expect_error(
+      [] {
+        resolve_options(AcceleratorOptions().process_group(ProcessGroupOptions().backend("mpi")),
+                        ProcessEnv{});
+      },
+      {"mpi", "auto, gloo, nccl"});
 }
 
 TEST(ProcessState, ChoosesDevices) {

@@ -29,7 +29,9 @@ using accel::testing::tensors_close;
 namespace {
 
 struct NetImpl : torch::nn::Module {
-  NetImpl() : a(register_module("a", torch::nn::Linear(6, 32))), b(register_module("b", torch::nn::Linear(32, 3))) {}
+  NetImpl()
+      : a(register_module("a", torch::nn::Linear(6, 32))),
+        b(register_module("b", torch::nn::Linear(32, 3))) {}
   torch::Tensor forward(const torch::Tensor& x) { return b(torch::tanh(a(x))); }
   torch::nn::Linear a, b;
 };
@@ -231,7 +233,8 @@ TEST(DISABLED_Worker, StoreListensOnLoopbackOnly) {
     const int port = std::atoi(std::getenv("MASTER_PORT"));
     auto addresses = listening_addresses(port);
     ASSERT_FALSE(addresses.empty()) << "nothing listens on port " << port;
-    for (const auto& a : addresses) EXPECT_EQ(a, "0100007F") << "the store listens on " << a << ", not 127.0.0.1";
+    for (const auto& a : addresses)
+      EXPECT_EQ(a, "0100007F") << "the store listens on " << a << ", not 127.0.0.1";
   }
   acc.wait_for_everyone();
 }
@@ -291,7 +294,8 @@ TEST(Distributed, NoSyncShadowModel) {
 }
 
 TEST(Distributed, GatherForMetrics2001On2And3Ranks) {
-  for (int world : {2, 3}) expect_all_ranks_pass(run_ranks(world, "DISABLED_Worker.GatherForMetricsCountsEachExampleOnce"));
+  for (int world : {2, 3})
+    expect_all_ranks_pass(run_ranks(world, "DISABLED_Worker.GatherForMetricsCountsEachExampleOnce"));
 }
 
 TEST(Distributed, Collectives) {
@@ -313,8 +317,8 @@ TEST(Distributed, RendezvousStoreListensOnLoopbackOnly) {
 }
 
 TEST(Distributed, TimeoutNamesTheRankThatIsBehind) {
-  auto results = run_ranks(2, "DISABLED_Worker.StuckRankIsNamed", {{"ACCEL_TIMEOUT", "2"}, {"ACCEL_HEARTBEAT_S", "0.2"}},
-                           60);
+  auto results = run_ranks(2, "DISABLED_Worker.StuckRankIsNamed",
+                           {{"ACCEL_TIMEOUT", "2"}, {"ACCEL_HEARTBEAT_S", "0.2"}}, 60);
   ASSERT_FALSE(results[0].timed_out) << describe(results);
   EXPECT_EQ(results[0].exit_code, 0) << describe(results);
 }

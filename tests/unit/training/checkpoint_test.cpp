@@ -136,14 +136,17 @@ void check_resume(int world, const std::string& prec) {
         << prec << " rank " << r << ": the 20 losses differ";
     auto a = checkpoint::load_file(d / ("straight" + rs + ".safetensors"));
     auto b = checkpoint::load_file(d / ("resumed" + rs + ".safetensors"));
-    for (auto& [k, v] : a) EXPECT_TRUE(at::equal(v, b.at(k))) << prec << " weight " << k << " not bit-identical";
+    for (auto& [k, v] : a)
+      EXPECT_TRUE(at::equal(v, b.at(k))) << prec << " weight " << k << " not bit-identical";
   }
   fs::remove_all(d);
 }
 
 }  // namespace
 
-TEST(DISABLED_CkptWorker, Train) { training_run(); }
+TEST(DISABLED_CkptWorker, Train) {
+  training_run();
+}
 
 // fp32, bf16 and fp16 resume is bit-identical on CPU (same kernels, same thread count, restored
 // RNG, optimizer, scheduler, scaler and data position): the tolerance is zero for all three.
@@ -254,7 +257,8 @@ void expect_load_error(Fixture& f, const fs::path& dir, const std::string& needl
     f.acc->load_state(dir.string());
     FAIL() << "expected an error mentioning " << needle;
   } catch (const accel::InputError& e) {
-    EXPECT_NE(std::string(e.what_without_backtrace()).find(needle), std::string::npos) << e.what_without_backtrace();
+    EXPECT_NE(std::string(e.what_without_backtrace()).find(needle), std::string::npos)
+        << e.what_without_backtrace();
   }
   auto after = f.weights();
   for (size_t i = 0; i < before.size(); ++i) EXPECT_TRUE(at::equal(before[i], after[i])) << "partial load";
@@ -317,9 +321,14 @@ TEST(DISABLED_CkptWorker, SaveThenCrash) {
 }
 
 TEST(Checkpoint, KillDuringSaveLeavesThePreviousCheckpointLoadable) {
-  const std::vector<std::string> files = {"model.safetensors", "optimizer.safetensors", "optimizer.json",
-                                          "scheduler.json", "scaler.safetensors", "dataloader.json",
-                                          "custom_checkpoint_0.safetensors", "random_states_0.safetensors",
+  const std::vector<std::string> files = {"model.safetensors",
+                                          "optimizer.safetensors",
+                                          "optimizer.json",
+                                          "scheduler.json",
+                                          "scaler.safetensors",
+                                          "dataloader.json",
+                                          "custom_checkpoint_0.safetensors",
+                                          "random_states_0.safetensors",
                                           "accel_state.json"};
   for (const auto& file : files) {
     fs::path d = fresh_dir("fault");
