@@ -165,7 +165,8 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("",0));print(s
 run_once() {
   case "$scenario" in
     kill) single kill 1 'rank 1 \(local rank 1, pid [0-9]+\) failed: killed by signal 9 \(SIGKILL\)' ;;
-    segv) single segv 1 'rank 1 \(local rank 1, pid [0-9]+\) failed: killed by signal 11 \(SIGSEGV\)' ;;
+    # Under AddressSanitizer (scripts/sanitize.sh) ASan reports the SEGV itself and exits 1.
+    segv) single segv 1 'rank 1 \(local rank 1, pid [0-9]+\) failed: killed by signal 11 \(SIGSEGV\)|AddressSanitizer: SEGV on unknown address' ;;
     throw) single throw 1 'injected failure on rank 1 at step 12' ;;
     hang) single hang 1 "\\[rank 0\\] collective '[a-z_]+' \\(#[0-9]+\\) timed out after 10 s" \
             'rank 1 has not reached collective #[0-9]+: it is alive' ;;
