@@ -37,11 +37,6 @@ struct NetImpl : torch::nn::Module {
 };
 TORCH_MODULE(Net);
 
-int env_int(const char* name, int dflt) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : dflt;
-}
-
 void expect_all_ranks_pass(const std::vector<accel::testing::RankResult>& results) {
   for (const auto& r : results) {
     ASSERT_FALSE(r.timed_out) << describe(results);
@@ -90,7 +85,9 @@ TEST(DISABLED_Worker, Equivalence) {
   for (size_t i = 0; i < p.size(); ++i) {
     EXPECT_TRUE(tensors_close(p[i], q[i], rtol, atol, "param " + std::to_string(i)));
   }
-  if (bucket_mb < 0.01) EXPECT_EQ(model.state()->sync->bucket_sizes().size(), p.size());
+  if (bucket_mb < 0.01) {
+    EXPECT_EQ(model.state()->sync->bucket_sizes().size(), p.size());
+  }
 }
 
 // Shadow model: inside no_sync the prepared model's gradients are the local ones (and differ
