@@ -243,22 +243,19 @@ std::pair<std::map<std::string, at::Tensor>, nlohmann::json> optimizer_state(tor
     nlohmann::json go;
     go["kind"] = kind;
     go["num_params"] = g.params().size();
+    // Adam and AdamW options have the same fields.
+    auto adam_like = [&go](const auto& o) {
+      go.update({{"lr", o.lr()},
+                 {"beta1", std::get<0>(o.betas())},
+                 {"beta2", std::get<1>(o.betas())},
+                 {"eps", o.eps()},
+                 {"weight_decay", o.weight_decay()},
+                 {"amsgrad", o.amsgrad()}});
+    };
     if (kind == "AdamW") {
-      auto& o = static_cast<torch::optim::AdamWOptions&>(g.options());
-      go.update({{"lr", o.lr()},
-                 {"beta1", std::get<0>(o.betas())},
-                 {"beta2", std::get<1>(o.betas())},
-                 {"eps", o.eps()},
-                 {"weight_decay", o.weight_decay()},
-                 {"amsgrad", o.amsgrad()}});
+      adam_like(static_cast<torch::optim::AdamWOptions&>(g.options()));
     } else if (kind == "Adam") {
-      auto& o = static_cast<torch::optim::AdamOptions&>(g.options());
-      go.update({{"lr", o.lr()},
-                 {"beta1", std::get<0>(o.betas())},
-                 {"beta2", std::get<1>(o.betas())},
-                 {"eps", o.eps()},
-                 {"weight_decay", o.weight_decay()},
-                 {"amsgrad", o.amsgrad()}});
+      adam_like(static_cast<torch::optim::AdamOptions&>(g.options()));
     } else if (kind == "SGD") {
       auto& o = static_cast<torch::optim::SGDOptions&>(g.options());
       go.update({{"lr", o.lr()},

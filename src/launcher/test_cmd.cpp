@@ -42,10 +42,12 @@ int test_main(const std::vector<std::string>& args) {
   const char* path_env = std::getenv("PATH");
   // ACCEL_CHECK_PROGRAM names the check program explicitly (tests, custom installs).
   const char* explicit_check = std::getenv("ACCEL_CHECK_PROGRAM");
-  const std::string dir = explicit_check && *explicit_check ? std::string("(ACCEL_CHECK_PROGRAM)") : self_exe_dir();
-  const std::string check = explicit_check && *explicit_check
-                                ? (::access(explicit_check, X_OK) == 0 ? std::string(explicit_check) : std::string())
-                                : find_check_program(dir, path_env ? path_env : "");
+  const std::string dir =
+      explicit_check && *explicit_check ? std::string("(ACCEL_CHECK_PROGRAM)") : self_exe_dir();
+  const std::string check =
+      explicit_check && *explicit_check
+          ? (::access(explicit_check, X_OK) == 0 ? std::string(explicit_check) : std::string())
+          : find_check_program(dir, path_env ? path_env : "");
   if (check.empty()) {
     std::fprintf(stderr,
                  "accel test: error: the check program 'accel-check' was found neither next to "
@@ -59,8 +61,8 @@ int test_main(const std::vector<std::string>& args) {
   if (rc == 0) {
     std::printf("accel test: all checks passed\n");
   } else {
-    std::fprintf(stderr, "accel test: FAILED: %s exited with code %d (see the output above)\n",
-                 check.c_str(), rc);
+    std::fprintf(stderr, "accel test: FAILED: %s exited with code %d (see the output above)\n", check.c_str(),
+                 rc);
   }
   return rc;
 }

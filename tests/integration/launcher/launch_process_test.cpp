@@ -185,7 +185,7 @@ const WorkerExit* exit_of(const LaunchResult& r, int rank) {
 TEST(LaunchProcess, WorkerExitCodeIsReturnedAndOthersStopped) {
   // Grace period 30 s: rank 0 must die of the SIGTERM itself, not of a late SIGKILL.
   const Outcome r = run_launch({"--num_processes", "2", "--grace_period", "30", kWorker, "--on_rank", "1",
-                            "--stderr_lines", "30", "--exit", "3", "--sleep", "-1"});
+                                "--stderr_lines", "30", "--exit", "3", "--sleep", "-1"});
   std::printf("[timing] worker exit 3 -> run_workers returned in %.3f s\n", r.seconds);
   EXPECT_EQ(r.result.exit_code, 3);
   ASSERT_TRUE(r.result.failure);
@@ -207,7 +207,8 @@ TEST(LaunchProcess, WorkerExitCodeIsReturnedAndOthersStopped) {
 }
 
 TEST(LaunchProcess, SignalDeathGives128PlusSignal) {
-  const Outcome r = run_launch({"--num_processes", "2", kWorker, "--on_rank", "0", "--segv", "--sleep", "-1"});
+  const Outcome r =
+      run_launch({"--num_processes", "2", kWorker, "--on_rank", "0", "--segv", "--sleep", "-1"});
   EXPECT_EQ(r.result.exit_code, 128 + SIGSEGV);
   ASSERT_TRUE(r.result.failure);
   EXPECT_EQ(r.result.failure->rank, 0);
@@ -249,8 +250,8 @@ TEST(LaunchProcess, SigkillAfterGracePeriodWhenSigtermIgnored) {
 }
 
 TEST(LaunchProcess, GrandchildrenInTheWorkersGroupAreKilledToo) {
-  const Outcome r = run_launch({"--num_processes", "2", kWorker, "--spawn_child", "--on_rank", "1",
-                            "--exit", "2", "--sleep", "-1"});
+  const Outcome r = run_launch(
+      {"--num_processes", "2", kWorker, "--spawn_child", "--on_rank", "1", "--exit", "2", "--sleep", "-1"});
   EXPECT_EQ(r.result.exit_code, 2);
   expect_all_gone(r.result);
   // The grandchildren were in the workers' process groups: nothing is left alive in them
@@ -262,7 +263,8 @@ TEST(LaunchProcess, GrandchildrenInTheWorkersGroupAreKilledToo) {
 }
 
 TEST(LaunchProcess, OutputIsPrefixedByRankAndPartialLinesFlushed) {
-  const Outcome r = run_launch({"--num_processes", "2", kWorker, "--lines", "200", "--no_newline", "tail-text"});
+  const Outcome r =
+      run_launch({"--num_processes", "2", kWorker, "--lines", "200", "--no_newline", "tail-text"});
   EXPECT_EQ(r.result.exit_code, 0);
   std::map<int, int> next;  // rank -> next expected line number
   int tails = 0;
@@ -294,8 +296,8 @@ TEST(LaunchProcess, QuietAndSingleProcessOutputIsRaw) {
 
 TEST(LaunchProcess, WorkersGetTheEnvironment) {
   const Outcome r = run_launch({"--num_processes", "2", "--main_process_port", "0", "--mixed_precision",
-                            "bf16", "--gradient_accumulation_steps", "4", "--cpu", "--debug",
-                            "--gpu_ids", "0,1", kWorker, "--print_env"});
+                                "bf16", "--gradient_accumulation_steps", "4", "--cpu", "--debug", "--gpu_ids",
+                                "0,1", kWorker, "--print_env"});
   ASSERT_EQ(r.result.exit_code, 0) << r.err;
   std::map<int, std::map<std::string, std::string>> env;
   for (const auto& l : lines_of(r.out)) {
@@ -309,16 +311,28 @@ TEST(LaunchProcess, WorkersGetTheEnvironment) {
   const std::string port = std::to_string(r.config.main_process_port);
   EXPECT_NE(r.config.main_process_port, 0);
   for (int rank = 0; rank < 2; ++rank) {
-    const std::map<std::string, std::string> expected = {
-        {"RANK", std::to_string(rank)}, {"LOCAL_RANK", std::to_string(rank)}, {"WORLD_SIZE", "2"},
-        {"LOCAL_WORLD_SIZE", "2"}, {"GROUP_RANK", "0"}, {"NODE_RANK", "0"},
-        {"ROLE_RANK", std::to_string(rank)}, {"ROLE_WORLD_SIZE", "2"}, {"GROUP_WORLD_SIZE", "1"},
-        {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", port}, {"TORCHELASTIC_RESTART_COUNT", "0"},
-        {"TORCHELASTIC_MAX_RESTARTS", "0"}, {"TORCHELASTIC_RUN_ID", "none"},
-        {"ACCELERATE_MIXED_PRECISION", "bf16"}, {"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4"},
-        {"ACCELERATE_USE_CPU", "True"}, {"ACCELERATE_DEBUG_MODE", "true"},
-        {"ACCELERATE_NUM_PROCESSES", "2"}, {"CUDA_VISIBLE_DEVICES", "0,1"},
-        {"OMP_NUM_THREADS", "2"}, {"ACCEL_LAUNCHED", "1"}};
+    const std::map<std::string, std::string> expected = {{"RANK", std::to_string(rank)},
+                                                         {"LOCAL_RANK", std::to_string(rank)},
+                                                         {"WORLD_SIZE", "2"},
+                                                         {"LOCAL_WORLD_SIZE", "2"},
+                                                         {"GROUP_RANK", "0"},
+                                                         {"NODE_RANK", "0"},
+                                                         {"ROLE_RANK", std::to_string(rank)},
+                                                         {"ROLE_WORLD_SIZE", "2"},
+                                                         {"GROUP_WORLD_SIZE", "1"},
+                                                         {"MASTER_ADDR", "127.0.0.1"},
+                                                         {"MASTER_PORT", port},
+                                                         {"TORCHELASTIC_RESTART_COUNT", "0"},
+                                                         {"TORCHELASTIC_MAX_RESTARTS", "0"},
+                                                         {"TORCHELASTIC_RUN_ID", "none"},
+                                                         {"ACCELERATE_MIXED_PRECISION", "bf16"},
+                                                         {"ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4"},
+                                                         {"ACCELERATE_USE_CPU", "True"},
+                                                         {"ACCELERATE_DEBUG_MODE", "true"},
+                                                         {"ACCELERATE_NUM_PROCESSES", "2"},
+                                                         {"CUDA_VISIBLE_DEVICES", "0,1"},
+                                                         {"OMP_NUM_THREADS", "2"},
+                                                         {"ACCEL_LAUNCHED", "1"}};
     EXPECT_EQ(env[rank], expected) << "rank " << rank;
   }
 }
@@ -326,7 +340,7 @@ TEST(LaunchProcess, WorkersGetTheEnvironment) {
 TEST(LaunchProcess, MaxRestartsRecoversFromAFailureOnce) {
   TempDir tmp;
   const Outcome r = run_launch({"--num_processes", "2", "--max_restarts", "2", kWorker, "--print_env",
-                            "--on_rank", "1", "--fail_once", tmp.str("marker")});
+                                "--on_rank", "1", "--fail_once", tmp.str("marker")});
   EXPECT_EQ(r.result.exit_code, 0) << r.err;
   EXPECT_EQ(r.result.restarts, 1);
   EXPECT_FALSE(r.result.failure);
@@ -340,7 +354,7 @@ TEST(LaunchProcess, MaxRestartsRecoversFromAFailureOnce) {
 
 TEST(LaunchProcess, MaxRestartsExhausted) {
   const Outcome r = run_launch({"--num_processes", "2", "--max_restarts", "2", kWorker, "--on_rank", "0",
-                            "--exit", "4", "--sleep", "-1"});
+                                "--exit", "4", "--sleep", "-1"});
   EXPECT_EQ(r.result.exit_code, 4);
   EXPECT_EQ(r.result.restarts, 2);
   EXPECT_EQ(r.result.worker_pids.size(), 6u);
@@ -350,7 +364,8 @@ TEST(LaunchProcess, MaxRestartsExhausted) {
 
 TEST(LaunchProcess, LogDirGetsEachRanksRawOutput) {
   TempDir tmp;
-  const Outcome r = run_launch({"--num_processes", "2", "--log_dir", tmp.str("logs"), kWorker, "--lines", "11"});
+  const Outcome r =
+      run_launch({"--num_processes", "2", "--log_dir", tmp.str("logs"), kWorker, "--lines", "11"});
   EXPECT_EQ(r.result.exit_code, 0);
   for (int rank = 0; rank < 2; ++rank) {
     const std::string base = tmp.str("logs") + "/attempt_0/rank_" + std::to_string(rank);
@@ -514,10 +529,11 @@ TEST(LaunchDriver, ConfigFileSuppliesDefaults) {
 
 TEST(LaunchDriver, TwoMachinesOnLoopback) {
   const std::string port = std::to_string(find_free_port());
-  const Args common = {"--num_processes", "4", "--num_machines", "2", "--main_process_ip",
-                       "127.0.0.1", "--main_process_port", port};
+  const Args common = {"--num_processes",   "4",         "--num_machines",      "2",
+                       "--main_process_ip", "127.0.0.1", "--main_process_port", port};
   Args a0 = common, a1 = common;
-  for (Args* a : {&a0, &a1}) a->insert(a->end(), {"--machine_rank", a == &a0 ? "0" : "1", kWorker, "--print_env"});
+  for (Args* a : {&a0, &a1})
+    a->insert(a->end(), {"--machine_rank", a == &a0 ? "0" : "1", kWorker, "--print_env"});
   Driver m0(a0), m1(a1);
   ASSERT_EQ(m0.wait(), 0) << m0.err();
   ASSERT_EQ(m1.wait(), 0) << m1.err();
@@ -548,8 +564,10 @@ struct ScopedEnv {
   }
   ~ScopedEnv() {
     for (auto& [k, v] : saved) {
-      if (v) ::setenv(k.c_str(), v->c_str(), 1);
-      else ::unsetenv(k.c_str());
+      if (v)
+        ::setenv(k.c_str(), v->c_str(), 1);
+      else
+        ::unsetenv(k.c_str());
     }
   }
 };
