@@ -4,8 +4,10 @@
 
 #include "accel/accelerator.h"
 #include "accel/bench/memory.h"
+#include "accel/core/env.h"
 #include "accel/core/error.h"
 #include "accel/datasets/imdb.h"
+#include "accel/precision/cpu_compute.h"
 #include "accel/text/tokenizer.h"
 #include "accel/tracking/progress.h"
 
@@ -131,6 +133,10 @@ void validate(const PrecisionBenchmarkOptions& o) {
   for (const auto& p : o.precisions()) normalize_precision(p);
   ACCEL_CHECK(o.data() == "random" || o.data() == "imdb", "bench precision: data='", o.data(),
               "' is not known; accepted: random, imdb.");
+  ACCEL_CHECK(o.eval_accuracy() >= 0, "bench precision: eval_accuracy=", o.eval_accuracy(), " must be >= 0.");
+  ACCEL_CHECK(o.eval_accuracy() == 0 || o.data() == "imdb",
+              "bench precision: --eval_accuracy measures accuracy on IMDb test reviews and needs --data imdb "
+              "(random batches teach the model nothing).");
   ACCEL_CHECK(o.num_threads() >= 0, "bench precision: num_threads=", o.num_threads(), " must be >= 0.");
   ACCEL_CHECK(o.gemm_reps() >= 1, "bench precision: gemm_reps=", o.gemm_reps(), " must be >= 1.");
   for (auto n : o.gemm_sizes()) ACCEL_CHECK(n >= 1, "bench precision: GEMM size ", n, " must be >= 1.");
@@ -146,28 +152,67 @@ std::pair<int64_t, int64_t> count_parameters(const models::BertForSequenceClassi
   return {total, encoder};
 }
 
+struct ImdbTensors {
+  at::Tensor ids, mask, labels;  // [n, seq_len], [n, seq_len], [n]
+};
+
+// The first `count` reviews of an IMDb split (label-balanced), tokenized with the default model's
+// vocabulary, truncated and padded to seq_len.
+ImdbTensors load_imdb_tensors(const PrecisionBenchmarkOptions& o, const std::string& split, int64_t count) {
+  const int64_t t = o.seq_len();
+  const auto where = datasets::resolve_imdb_dir(datasets::ImdbLocationOptions().data_dir(o.data_dir()));
+  auto ds = datasets::load_imdb(where.dir, datasets::ImdbOptions().split(split).max_samples(count));
+  ACCEL_CHECK_INPUT(ds.size() > 0, "bench precision: no IMDb ", split, " reviews in ", where.dir.string(),
+                    ". HINT: pass --data_dir to an aclImdb folder, or use --data random.");
+  const auto tok = text::WordPieceTokenizer::from_file(models::default_model_dir());
+  auto enc = tok.encode_batch(
+      ds.texts, text::EncodeOptions().max_length(t).truncation(true).padding(text::Padding::kMaxLength));
+  return {torch::tensor(enc.input_ids, torch::kLong).view({enc.batch_size, t}),
+          torch::tensor(enc.attention_mask, torch::kLong).view({enc.batch_size, t}),
+          torch::tensor(ds.labels, torch::kLong)};
+}
+
+// Accuracy of `model` on o.eval_accuracy() IMDb test reviews: each process takes every
+// world-th batch, the correct counts are summed over processes.
+template <typename Model>
+double evaluate_imdb_accuracy(Accelerator& acc, Model& model, const PrecisionBenchmarkOptions& o,
+                              int64_t* samples) {
+  auto data = load_imdb_tensors(o, "test", o.eval_accuracy());
+  const int64_t n = data.labels.size(0), b = o.batch_size();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  int64_t correct = 0, seen = 0;
+  for (int64_t start = acc.process_index() * b; start < n; start += b * acc.num_processes()) {
+    const int64_t len = std::min(b, n - start);
+    models::BertBatch batch{data.ids.narrow(0, start, len), data.mask.narrow(0, start, len),
+                            torch::zeros({len, o.seq_len()}, torch::kLong), at::Tensor()};
+    auto out = model(batch.to(acc.device()));
+    auto pred = out.logits.argmax(-1).cpu();
+    correct += pred.eq(data.labels.narrow(0, start, len)).sum().template item<int64_t>();
+    seen += len;
+  }
+  auto counts = torch::tensor({correct, seen}, torch::kLong).to(acc.device());
+  if (acc.num_processes() > 1) counts = acc.reduce(counts, "sum");
+  counts = counts.cpu();
+  model->train();
+  *samples = counts[1].template item<int64_t>();
+  return *samples > 0 ? static_cast<double>(counts[0].template item<int64_t>()) / static_cast<double>(*samples)
+                      : 0.0;
+}
+
 // The batches of one run: the same for every precision (seeded), made on the CPU.
 std::vector<models::BertBatch> make_batches(const PrecisionBenchmarkOptions& o, const models::BertConfig& cfg,
                                             int64_t count, int64_t rank) {
   const int64_t b = o.batch_size(), t = o.seq_len();
   std::vector<models::BertBatch> out;
   if (o.data() == "imdb") {
-    const auto where = datasets::resolve_imdb_dir(datasets::ImdbLocationOptions().data_dir(o.data_dir()));
-    const int64_t need = b * count;
-    auto ds = datasets::load_imdb(where.dir, datasets::ImdbOptions().split("train").max_samples(need));
-    ACCEL_CHECK_INPUT(ds.size() > 0, "bench precision: no IMDb reviews in ", where.dir.string(),
-                      ". HINT: pass --data_dir to an aclImdb folder, or use --data random.");
-    const auto tok = text::WordPieceTokenizer::from_file(models::default_model_dir());
-    auto enc = tok.encode_batch(
-        ds.texts, text::EncodeOptions().max_length(t).truncation(true).padding(text::Padding::kMaxLength));
-    auto ids = torch::tensor(enc.input_ids, torch::kLong).view({enc.batch_size, t});
-    auto mask = torch::tensor(enc.attention_mask, torch::kLong).view({enc.batch_size, t});
-    auto labels = torch::tensor(ds.labels, torch::kLong);
+    auto data = load_imdb_tensors(o, "train", b * count);
+    const int64_t n = data.labels.size(0);
     for (int64_t i = 0; i < count; ++i) {
       // Reviews cycle when there are fewer than needed; rank r takes a shifted window.
-      auto idx = (torch::arange(i * b, (i + 1) * b, torch::kLong) + rank * b) % enc.batch_size;
-      out.push_back({ids.index_select(0, idx), mask.index_select(0, idx), torch::zeros({b, t}, torch::kLong),
-                     labels.index_select(0, idx)});
+      auto idx = (torch::arange(i * b, (i + 1) * b, torch::kLong) + rank * b) % n;
+      out.push_back({data.ids.index_select(0, idx), data.mask.index_select(0, idx),
+                     torch::zeros({b, t}, torch::kLong), data.labels.index_select(0, idx)});
     }
     return out;
   }
@@ -266,7 +311,9 @@ json result_json(const PrecisionResult& r) {
               {"cuda_peak_reserved_bytes", opt_json(r.cuda_peak_reserved_bytes)},
               {"model_tflops", r.model_tflops},
               {"mfu", opt_json(r.mfu)},
-              {"gemm_peak_tflops", r.gemm_peak_tflops}};
+              {"gemm_peak_tflops", r.gemm_peak_tflops},
+              {"eval_accuracy", opt_json(r.eval_accuracy)},
+              {"eval_samples", r.eval_samples}};
 }
 
 std::string mib(std::optional<int64_t> bytes) {
@@ -317,6 +364,17 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
   std::sort(sizes.begin(), sizes.end());
   for (const auto& name : dtypes) {
     const auto dtype = name == "fp32" ? torch::kFloat : name == "bf16" ? torch::kBFloat16 : torch::kHalf;
+    // The native kernels always; on a CPU where accel computes autocast bf16/fp16 matmuls in fp32
+    // (precision/cpu_compute.h), that path too: up-cast, fp32 GEMM, rounded result, casts timed.
+    std::vector<std::string> paths{"native"};
+    if (!is_cuda_device(device) && dtype != torch::kFloat) {
+      const auto env = current_environment();
+      auto it = env.find("ACCEL_CPU_AUTOCAST_COMPUTE");
+      if (resolve_cpu_autocast_compute(dtype, parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second)) ==
+          CpuAutocastCompute::kFp32)
+        paths.push_back("fp32");
+    }
+    for (const auto& path : paths)
     for (const std::string layout : {"nn", "nt", "tn"}) {
       double prev_first = 0;
       int64_t prev_n = 0;
@@ -324,6 +382,7 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
         GemmResult g;
         g.dtype = name;
         g.layout = layout;
+        g.path = path;
         g.size = n;
         const double predicted = prev_n > 0 ? prev_first * std::pow(static_cast<double>(n) / prev_n, 3) : 0.0;
         if (predicted > budget_s) {
@@ -341,9 +400,16 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
           if (layout == "nt") b = b.t();  // a @ b.t(), as nn::Linear computes x W^T
           if (layout == "tn") a = a.t();  // a.t() @ b, as the weight gradient
           auto c = torch::empty({n, n}, opts);
+          auto call = [&] {
+            if (path == "fp32") {
+              c.copy_(torch::mm(a.to(torch::kFloat), b.to(torch::kFloat)));
+            } else {
+              torch::mm_out(c, a, b);
+            }
+          };
           synchronize(device);
           auto t0 = Clock::now();
-          torch::mm_out(c, a, b);  // first call: setup, untimed unless it is all the budget allows
+          call();  // first call: setup, untimed unless it is all the budget allows
           synchronize(device);
           const double first = seconds_since(t0);
           prev_first = first;
@@ -355,7 +421,7 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
           if (want < 1) times.push_back(first);  // one call is all the budget allows
           for (int64_t i = 0; i < want; ++i) {
             auto t = Clock::now();
-            torch::mm_out(c, a, b);
+            call();
             synchronize(device);
             times.push_back(seconds_since(t));
           }
@@ -393,6 +459,11 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
   reset_cpu_tensor_bytes_peak();
   {
     Accelerator acc(AcceleratorOptions().mixed_precision(precision).cpu(o.cpu()));
+    if (!is_cuda_device(device) && precision != "no" &&
+        cpu_autocast_compute(precision == "bf16" ? torch::kBFloat16 : torch::kHalf) == CpuAutocastCompute::kFp32) {
+      r.support_note += "; accel runs autocast linear/attention with fp32 compute "
+                        "(ACCEL_CPU_AUTOCAST_COMPUTE=native for torch's kernels)";
+    }
     torch::manual_seed(o.seed());
     models::BertForSequenceClassification net{nullptr};
     if (o.pretrained() && !o.custom_config() &&
@@ -410,7 +481,9 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
     auto opt = acc.prepare(
         torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(o.lr()).weight_decay(0.01)));
     const int64_t total_steps = o.warmup() + o.steps();
-    auto batches = make_batches(o, cfg, std::min<int64_t>(total_steps, 8), acc.process_index());
+    // A short fine-tune (eval_accuracy) sees distinct batches; a speed run cycles 8.
+    auto batches = make_batches(o, cfg, o.eval_accuracy() > 0 ? total_steps : std::min<int64_t>(total_steps, 8),
+                                acc.process_index());
     for (auto& b : batches) b = b.to(acc.device());
     r.world_size = acc.num_processes();
     model->train();
@@ -442,6 +515,10 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
     r.loss_first = losses.front().item<double>();
     r.loss_last = losses.back().item<double>();
     r.loss_finite = std::isfinite(r.loss_first) && std::isfinite(r.loss_last);
+    if (o.eval_accuracy() > 0) {
+      bar.close();
+      r.eval_accuracy = evaluate_imdb_accuracy(acc, model, o, &r.eval_samples);
+    }
   }
   r.ran = true;
   r.step_time_median_s = quantile(r.step_times_s, 0.5);
@@ -566,9 +643,8 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
     rep.notes.push_back(
         "peak RSS not reported: runs shared one process (VmHWM cannot be reset); "
         "`accel bench precision` isolates each precision in its own process.");
-  rep.notes.push_back(
-      "accuracy after a short fine-tune (--eval_accuracy) is not measured; the loss after the "
-      "timed steps is reported instead.");
+  if (o.eval_accuracy() > 0 && !o.pretrained())
+    rep.notes.push_back("eval accuracy after a few steps from random weights is near chance; add --pretrained.");
   return rep;
 }
 
@@ -626,6 +702,13 @@ std::string PrecisionReport::to_table() const {
                   r.model_tflops, mfu_s);
     os << buf;
   }
+  for (const auto& r : results) {
+    if (!r.ran || !r.eval_accuracy) continue;
+    std::snprintf(buf, sizeof buf, "%s: eval accuracy %.2f%% on %lld IMDb test reviews after %lld steps\n",
+                  display_name(r.precision).c_str(), *r.eval_accuracy * 100, static_cast<long long>(r.eval_samples),
+                  static_cast<long long>(warmup + steps));
+    os << buf;
+  }
   const PrecisionResult* base = find("no");
   if (base && base->ran) {
     for (const auto& r : results) {
@@ -657,7 +740,8 @@ std::string PrecisionReport::to_table() const {
         if (g.dtype != d) continue;
         any = true;
         if (!g.error.empty()) err = g.error;
-        if (g.error.empty() && g.tflops > best) best = g.tflops, at = g.size, layout = g.layout;
+        if (g.error.empty() && g.tflops > best)
+          best = g.tflops, at = g.size, layout = g.path == "native" ? g.layout : g.layout + ", fp32 compute";
       }
       if (!any) continue;
       if (best > 0) {
@@ -682,6 +766,7 @@ std::string PrecisionReport::to_json() const {
   for (const auto& x : gemm)
     g.push_back({{"dtype", x.dtype},
                  {"layout", x.layout},
+                 {"path", x.path},
                  {"size", x.size},
                  {"reps", x.reps},
                  {"median_s", x.median_s},
@@ -752,6 +837,8 @@ PrecisionResult result_from_json(const std::string& text) {
   r.model_tflops = j.value("model_tflops", 0.0);
   r.mfu = json_opt<double>(j, "mfu");
   r.gemm_peak_tflops = j.value("gemm_peak_tflops", 0.0);
+  r.eval_accuracy = json_opt<double>(j, "eval_accuracy");
+  r.eval_samples = j.value("eval_samples", int64_t{0});
   return r;
 }
 

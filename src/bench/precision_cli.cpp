@@ -35,6 +35,8 @@ void usage(std::FILE* out) {
       "  --data_dir DIR           aclImdb folder for --data imdb\n"
       "  --cpu                    use the CPU even when a GPU is present\n"
       "  --seed S                 weights and batches (default 0)\n"
+      "  --eval_accuracy N        after the timed steps, accuracy on N IMDb test reviews (needs\n"
+      "                           --data imdb; distinct training batches; use with --pretrained)\n"
       "  --gemm_sizes LIST        GEMM sizes (default 1024,2048)\n"
       "  --gemm_reps N            timed GEMMs per size and layout (default 5)\n"
       "  --gemm_budget_s S        rough seconds per dtype, layout and size (default 3)\n"
@@ -126,11 +128,7 @@ CommandArgs parse_command(const std::vector<std::string>& args) {
       c.png = value();
     else if (k == "--in_process")
       c.in_process = true;
-    else if (k == "--eval_accuracy") {
-      ACCEL_CHECK(false,
-                  "bench precision: --eval_accuracy is not implemented; the report gives the loss after "
-                  "the timed steps instead.");
-    } else {
+    else {
       workload.push_back(k);
       if (k != "--pretrained" && k != "--cpu" && k != "--no_gemm" && k != "--no_progress")
         workload.push_back(value());
@@ -181,6 +179,8 @@ PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& a
       o.gemm_reps(to_int(k, value()));
     else if (k == "--gemm_budget_s")
       o.gemm_budget_s(to_double(k, value()));
+    else if (k == "--eval_accuracy")
+      o.eval_accuracy(to_int(k, value()));
     else if (k == "--no_gemm")
       o.gemm(false);
     else if (k == "--no_progress")
@@ -189,7 +189,8 @@ PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& a
       ACCEL_CHECK(
           false, "bench precision: unknown option '", k,
           "'. Options: --config, --pretrained, --seq_len, --batch_size, --steps, --warmup, --precisions, "
-          "--lr, --num_threads, --data, --data_dir, --cpu, --seed, --gemm_sizes, --gemm_reps, --no_gemm, "
+          "--lr, --num_threads, --data, --data_dir, --cpu, --seed, --eval_accuracy, --gemm_sizes, --gemm_reps, "
+          "--gemm_budget_s, --no_gemm, "
           "--in_process, --no_progress, --json, --png (see --help).");
     }
   });
@@ -216,6 +217,7 @@ std::vector<std::string> to_precision_args(const PrecisionBenchmarkOptions& o) {
                      "--data", o.data(), "--seed", std::to_string(o.seed())});
   if (!o.data_dir().empty()) a.insert(a.end(), {"--data_dir", o.data_dir()});
   if (o.pretrained()) a.push_back("--pretrained");
+  if (o.eval_accuracy() > 0) a.insert(a.end(), {"--eval_accuracy", std::to_string(o.eval_accuracy())});
   if (o.cpu()) a.push_back("--cpu");
   std::string sizes;
   for (auto n : o.gemm_sizes()) {

@@ -1,6 +1,7 @@
 #include "accel/accelerator.h"
 
 #include "accel/distributed/grad_sync.h"
+#include "accel/precision/cpu_compute.h"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
@@ -9,8 +10,54 @@
 #include <torch/utils.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <limits>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+#if __has_include(<c10/core/CachingDeviceAllocator.h>) && \
+    (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9))
+#define ACCEL_HAS_DEVICE_ALLOCATOR 1
+#include <c10/core/CachingDeviceAllocator.h>
+#else
+#define ACCEL_HAS_DEVICE_ALLOCATOR 0
+#endif
 
 namespace accel {
+
+namespace {
+
+// CPU training allocates and frees the same large activation buffers every step. glibc serves
+// blocks over its mmap threshold (32 MiB at most) with fresh mmap()s and returns freed heap tops
+// to the kernel, so each step page-faults its activations in again: measured 13 % of a MiniLM
+// step (seq 256, batch 16, 1 thread) spent in the kernel. Keeping large blocks on the heap and
+// never trimming it makes freed blocks reusable, as torch's CUDA caching allocator does on GPUs;
+// peak RSS was unchanged in that measurement. Process-wide and once per process; glibc only.
+// ACCEL_CPU_MALLOC_TUNING=0 leaves malloc alone. Accelerator::free_memory() trims the heap.
+bool g_malloc_tuned = false;
+
+void tune_cpu_malloc(const EnvMap& env) {
+#if defined(__GLIBC__)
+  auto it = env.find("ACCEL_CPU_MALLOC_TUNING");
+  if (it != env.end() && (it->second == "0" || it->second == "false" || it->second == "off")) return;
+  if (g_malloc_tuned) return;
+  // Values set by the user through GLIBC_TUNABLES / MALLOC_*_ env variables win.
+  auto user_set = [&](const char* name) {
+    auto e = env.find(name);
+    return e != env.end() && !e->second.empty();
+  };
+  auto tunables = env.find("GLIBC_TUNABLES");
+  if (tunables != env.end() && tunables->second.find("glibc.malloc.") != std::string::npos) return;
+  if (!user_set("MALLOC_MMAP_MAX_")) mallopt(M_MMAP_MAX, 0);
+  if (!user_set("MALLOC_TRIM_THRESHOLD_")) mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  g_malloc_tuned = true;
+#else
+  (void)env;
+#endif
+}
+
+}  // namespace
 
 // ---- construction ----------------------------------------------------------------------------
 
@@ -23,6 +70,15 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
   resolved_ = resolve_options(options_, penv);
   state_ = make_process_state(penv, resolved_.cpu, resolved_.cpu ? 0 : cuda_device_count());
   logger().set_rank(state_.rank, state_.world_size, state_.local_rank);
+  if (state_.device.is_cpu()) {
+    tune_cpu_malloc(env);
+    if (resolved_.mixed_precision == MixedPrecision::kBF16 || resolved_.mixed_precision == MixedPrecision::kFP16) {
+      const auto dt = resolved_.mixed_precision == MixedPrecision::kBF16 ? at::kBFloat16 : at::kHalf;
+      auto it = env.find("ACCEL_CPU_AUTOCAST_COMPUTE");
+      set_cpu_autocast_compute(
+          dt, resolve_cpu_autocast_compute(dt, parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second)));
+    }
+  }
   if (resolved_.mixed_precision == MixedPrecision::kFP16 && options_.scaler().enabled()) {
     scaler_ = std::make_unique<GradScaler>(options_.scaler(), state_.device);
   }
@@ -37,12 +93,21 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
       if (auto g = weak.lock()) g->barrier();
     });
   }
-  if (resolved_.mixed_precision == MixedPrecision::kBF16 && state_.device.is_cpu() &&
-      !cpu_has_native_bf16()) {
-    logger().warning(
-        "mixed_precision=bf16 on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 "
-        "in /proc/cpuinfo): LibTorch's bf16 matmuls fall back to slow kernels here and training "
-        "will be several times slower than fp32. HINT: use mixed_precision 'no' on this CPU.");
+  if (resolved_.mixed_precision != MixedPrecision::kNo && state_.device.is_cpu()) {
+    const bool bf16 = resolved_.mixed_precision == MixedPrecision::kBF16;
+    const auto dt = bf16 ? at::kBFloat16 : at::kHalf;
+    const bool native = bf16 ? cpu_has_native_bf16() : cpu_has_native_fp16();
+    if (!native && cpu_autocast_compute(dt) == CpuAutocastCompute::kNative) {
+      logger().warning("mixed_precision=", bf16 ? "bf16" : "fp16", " on a CPU without native ", bf16 ? "bf16" : "fp16",
+                       " instructions, with ACCEL_CPU_AUTOCAST_COMPUTE=native: LibTorch's reduced-precision "
+                       "matmuls fall back to slow kernels here and training will be several times slower "
+                       "than fp32. HINT: unset ACCEL_CPU_AUTOCAST_COMPUTE (linear and attention then compute "
+                       "in fp32 with ", bf16 ? "bf16" : "fp16", " inputs and outputs) or use mixed_precision 'no'.");
+    } else if (!native) {
+      logger().info("mixed_precision=", bf16 ? "bf16" : "fp16", " on a CPU without native ", bf16 ? "bf16" : "fp16",
+                    " instructions: autocast linear and attention compute in fp32 with ", bf16 ? "bf16" : "fp16",
+                    " inputs and outputs (ACCEL_CPU_AUTOCAST_COMPUTE=native for LibTorch's kernels).");
+    }
   }
   if (options_.seed()) set_seed(*options_.seed());
   iteration_ = options_.project().iteration();
@@ -433,6 +498,14 @@ void Accelerator::free_memory() {
   schedulers_.clear();
   step_ = 0;
   sync_gradients_ = true;
+  // Give cached memory back: the CUDA caching allocator's free blocks, and glibc's heap when
+  // tune_cpu_malloc() stopped it from trimming itself.
+#if ACCEL_HAS_DEVICE_ALLOCATOR
+  if (state_.device.is_cuda()) c10::getDeviceAllocator(c10::kCUDA)->emptyCache();
+#endif
+#if defined(__GLIBC__)
+  if (g_malloc_tuned) malloc_trim(0);
+#endif
 }
 
 // ---- AcceleratedOptimizer ----------------------------------------------------------------------

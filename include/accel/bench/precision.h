@@ -62,6 +62,10 @@ struct PrecisionBenchmarkOptions {
   /// right for the `accel` program.
   TORCH_ARG(std::vector<std::string>, child_command) = std::vector<std::string>{};
   /// Run the GEMM microbenchmark (the peak the MFU is measured against). Default true.
+  /// After the timed steps, accuracy on this many IMDb test reviews (label-balanced, gathered over
+  /// processes with gather_for_metrics); 0 (default) = off. Needs data "imdb"; the training steps
+  /// then use distinct batches (a short fine-tune); with `pretrained` the figure is meaningful.
+  TORCH_ARG(int64_t, eval_accuracy) = 0;
   TORCH_ARG(bool, gemm) = true;
   /// Square matrix sizes of the GEMM microbenchmark. Default {1024, 2048}.
   TORCH_ARG(std::vector<int64_t>, gemm_sizes) = std::vector<int64_t>{1024, 2048};
@@ -80,6 +84,9 @@ struct GemmResult {
   /// Operand layout: "nn" (a @ b), "nt" (a @ b.t(), nn::Linear's forward), "tn" (a.t() @ b, its
   /// weight gradient). CPU kernels for bf16/fp16 without native instructions differ by layout.
   std::string layout;
+  /// "native": torch's kernel in `dtype`; "fp32": operands up-cast, fp32 GEMM, result rounded to
+  /// `dtype` (how accel runs autocast matmuls on CPUs without native bf16/fp16, cpu_compute.h).
+  std::string path = "native";
   int64_t size = 0;     ///< n of the n x n x n matmul
   int64_t reps = 0;     ///< timed repetitions
   double median_s = 0;  ///< median seconds per matmul
@@ -118,6 +125,9 @@ struct PrecisionResult {
   double model_tflops = 0;      ///< flops_per_step / median step time / 1e12 (per process)
   std::optional<double> mfu;    ///< model_tflops / GEMM peak of the matching dtype
   double gemm_peak_tflops = 0;  ///< that peak (0 when not measured)
+  /// Accuracy on `eval_samples` IMDb test reviews after the timed steps (eval_accuracy option).
+  std::optional<double> eval_accuracy;
+  int64_t eval_samples = 0;
 };
 
 /// The whole benchmark.

@@ -2,6 +2,8 @@
 // the JSON (never timings).
 #include <accel/bench/memory.h>
 #include <accel/bench/precision.h>
+#include <accel/core/error.h>
+#include <accel/precision/cpu_compute.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -72,10 +74,17 @@ TEST(PrecisionBenchmark, EveryPrecisionRunsAndTheReportIsComplete) {
   }
   EXPECT_NE(report.find("fp32"), nullptr);
   EXPECT_EQ(report.find("fp32"), report.find("no"));
-  // GEMMs: one per dtype, layout and size.
-  ASSERT_EQ(report.gemm.size(), 9u);
+  // GEMMs: one per dtype, layout and size through torch's kernels ("native"), and for bf16/fp16
+  // on a CPU without native instructions also accel's fp32-compute path.
+  size_t expected_rows = 9;
+  for (auto dt : {at::kBFloat16, at::kHalf})
+    if (accel::resolve_cpu_autocast_compute(dt, std::nullopt) == accel::CpuAutocastCompute::kFp32) expected_rows += 3;
+  ASSERT_EQ(report.gemm.size(), expected_rows);
+  size_t native_rows = 0;
   for (const auto& g : report.gemm) {
     EXPECT_TRUE(g.layout == "nn" || g.layout == "nt" || g.layout == "tn") << g.layout;
+    EXPECT_TRUE(g.path == "native" || (g.path == "fp32" && g.dtype != "fp32")) << g.dtype << " " << g.path;
+    native_rows += g.path == "native";
     EXPECT_TRUE(g.error.empty()) << g.dtype << ": " << g.error;
     EXPECT_EQ(g.size, 32);
     EXPECT_GE(g.reps, 1);
@@ -83,6 +92,7 @@ TEST(PrecisionBenchmark, EveryPrecisionRunsAndTheReportIsComplete) {
   EXPECT_GT(report.gemm_peak("fp32"), 0);
   EXPECT_GT(report.gemm_peak("bf16"), 0);
   EXPECT_GT(report.gemm_peak("fp16"), 0);
+  EXPECT_EQ(native_rows, 9u);
 
   // The table names every precision; the JSON is valid and carries the same numbers.
   const auto table = report.to_table();
@@ -101,7 +111,8 @@ TEST(PrecisionBenchmark, EveryPrecisionRunsAndTheReportIsComplete) {
     EXPECT_GT(r.at("peak_tensor_bytes").get<int64_t>(), 0);
     EXPECT_DOUBLE_EQ(r.at("samples_per_s").get<double>(), report.results[i].samples_per_s);
   }
-  EXPECT_EQ(j.at("gemm").size(), 9u);
+  EXPECT_EQ(j.at("gemm").size(), expected_rows);
+  EXPECT_TRUE(j.at("results")[0].at("eval_accuracy").is_null());
 }
 
 // Through the real `accel` program (built by the accel_cli target; skipped when absent): each
@@ -160,6 +171,49 @@ TEST(PrecisionBenchmark, OnlyRequestedPrecisionsAndInvalidOptions) {
   EXPECT_THROW(accel::bench::run_precision_benchmark(tiny_options().precisions({"fp8"})), c10::Error);
   EXPECT_THROW(accel::bench::run_precision_benchmark(tiny_options().seq_len(64)), c10::Error);  // > max positions
   EXPECT_THROW(accel::bench::run_precision_benchmark(tiny_options().steps(0)), c10::Error);
+  // Accuracy needs IMDb data: random batches teach nothing.
+  try {
+    accel::bench::run_precision_benchmark(tiny_options().eval_accuracy(8));
+    ADD_FAILURE() << "no error";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--data imdb"), std::string::npos) << e.what();
+  }
+}
+
+// A short fine-tune on IMDb reviews, then accuracy on test reviews (../shared/data, the default
+// model's vocabulary; skipped when either is missing). A small model: this checks the plumbing
+// (counts, JSON, table), not the figure.
+TEST(PrecisionBenchmark, EvalAccuracyAfterAShortFineTune) {
+  auto cfg = tiny_config();
+  cfg.vocab_size = 30522;  // the tokenizer's ids
+  cfg.hidden_size = 32;
+  cfg.num_attention_heads = 2;
+  cfg.intermediate_size = 64;
+  cfg.num_hidden_layers = 1;
+  auto o = tiny_options().custom_config(cfg).precisions({"no", "bf16"}).gemm(false).data("imdb").eval_accuracy(10);
+  accel::bench::PrecisionReport report;
+  try {
+    report = accel::bench::run_precision_benchmark(o);
+  } catch (const accel::InputError& e) {
+    GTEST_SKIP() << "IMDb data or the default model is not available: " << e.what();
+  }
+  ASSERT_EQ(report.results.size(), 2u);
+  for (const auto& r : report.results) {
+    SCOPED_TRACE(r.precision);
+    ASSERT_TRUE(r.ran) << r.skipped_reason;
+    ASSERT_TRUE(r.eval_accuracy.has_value());
+    EXPECT_EQ(r.eval_samples, 10);
+    EXPECT_GE(*r.eval_accuracy, 0.0);
+    EXPECT_LE(*r.eval_accuracy, 1.0);
+    // 10 reviews: the accuracy is a whole number of tenths.
+    EXPECT_NEAR(*r.eval_accuracy * 10, std::round(*r.eval_accuracy * 10), 1e-9);
+    const auto back = accel::bench::result_from_json(accel::bench::result_to_json(r));
+    EXPECT_EQ(back.eval_accuracy, r.eval_accuracy);
+    EXPECT_EQ(back.eval_samples, 10);
+  }
+  EXPECT_NE(report.to_table().find("eval accuracy"), std::string::npos);
+  EXPECT_EQ(accel::bench::parse_precision_args({"--eval_accuracy", "200"}).eval_accuracy(), 200);
+  EXPECT_EQ(accel::bench::parse_precision_args(accel::bench::to_precision_args(o)).eval_accuracy(), 10);
 }
 
 TEST(PrecisionBenchmark, ArgumentsRoundTrip) {

@@ -1,0 +1,55 @@
+// How autocast's reduced-precision matmuls run on the CPU.
+//
+// CPUs without bf16/fp16 instructions (no AVX512-BF16/AMX-BF16, no AVX512-FP16/AMX-FP16) run
+// torch's bf16/fp16 GEMMs on generic fallback loops that are 4-20x slower than its fp32 GEMMs, so
+// mixed precision there is slower than fp32 instead of faster. In the `kFp32` mode accel replaces
+// autocast's CPU kernels for `linear`, `matmul`, `mm`, `addmm`, `bmm` and
+// `scaled_dot_product_attention` (LibTorch's nn::Linear uses addmm or matmul): the inputs are still cast
+// to the autocast dtype (the same rounding, the same cached weight copies), the product is
+// computed by the fp32 kernels, and the result is rounded back to the autocast dtype. That is the
+// arithmetic of a bf16/fp16 GEMM with fp32 accumulation (what native kernels do), so results agree
+// with the native path up to summation order. Products with a 2-D right operand (every nn::Linear)
+// save their inputs in the reduced dtype for backward, so activation memory stays that of mixed
+// precision; batched products and attention keep fp32 copies for backward. Other ops keep torch's
+// policy.
+//
+// The mode is process-wide (a kernel registration in torch's dispatcher, removed again by `kNative`).
+// The Accelerator applies `resolve_cpu_autocast_compute()` when it runs on the CPU with bf16/fp16;
+// the environment variable ACCEL_CPU_AUTOCAST_COMPUTE=auto|fp32|native overrides its choice.
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+#include <optional>
+#include <string>
+
+namespace accel {
+
+enum class CpuAutocastCompute {
+  kNative,  // torch's kernels in the autocast dtype
+  kFp32,    // reduced-precision inputs and outputs, fp32 compute (see above)
+};
+
+/// Parses "auto", "fp32" or "native" (case-sensitive); nullopt for "auto". Throws InputError
+/// naming ACCEL_CPU_AUTOCAST_COMPUTE for anything else.
+std::optional<CpuAutocastCompute> parse_cpu_autocast_compute(const std::string& value);
+
+/// The mode for `dtype` (kBFloat16 or kHalf) on this CPU: `requested` when given, else kFp32
+/// exactly when the CPU lacks native instructions for that dtype.
+CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype,
+                                                std::optional<CpuAutocastCompute> requested);
+
+/// Installs (kFp32) or removes (kNative) the fp32-compute kernels for autocast `dtype` on the CPU.
+/// Each reduced dtype is switched independently; idempotent; not thread-safe against running ops.
+void set_cpu_autocast_compute(c10::ScalarType dtype, CpuAutocastCompute mode);
+
+/// The current mode for `dtype`.
+CpuAutocastCompute cpu_autocast_compute(c10::ScalarType dtype);
+
+/// Whether this CPU has native fp16 matmul instructions (AVX512-FP16 or AMX-FP16).
+bool cpu_has_native_fp16();
+
+/// Number of ops that took the fp32-compute path so far (for tests and benchmarks).
+int64_t cpu_autocast_fp32_compute_calls();
+
+}  // namespace accel
