@@ -196,8 +196,9 @@ double evaluate_imdb_accuracy(Accelerator& acc, Model& model, const PrecisionBen
   counts = counts.cpu();
   model->train();
   *samples = counts[1].template item<int64_t>();
-  return *samples > 0 ? static_cast<double>(counts[0].template item<int64_t>()) / static_cast<double>(*samples)
-                      : 0.0;
+  return *samples > 0
+             ? static_cast<double>(counts[0].template item<int64_t>()) / static_cast<double>(*samples)
+             : 0.0;
 }
 
 // The batches of one run: the same for every precision (seeded), made on the CPU.
@@ -370,71 +371,73 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
     if (!is_cuda_device(device) && dtype != torch::kFloat) {
       const auto env = current_environment();
       auto it = env.find("ACCEL_CPU_AUTOCAST_COMPUTE");
-      if (resolve_cpu_autocast_compute(dtype, parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second)) ==
+      if (resolve_cpu_autocast_compute(dtype,
+                                       parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second)) ==
           CpuAutocastCompute::kFp32)
         paths.push_back("fp32");
     }
     for (const auto& path : paths)
-    for (const std::string layout : {"nn", "nt", "tn"}) {
-      double prev_first = 0;
-      int64_t prev_n = 0;
-      for (auto n : sizes) {
-        GemmResult g;
-        g.dtype = name;
-        g.layout = layout;
-        g.path = path;
-        g.size = n;
-        const double predicted = prev_n > 0 ? prev_first * std::pow(static_cast<double>(n) / prev_n, 3) : 0.0;
-        if (predicted > budget_s) {
-          char buf[160];
-          std::snprintf(buf, sizeof buf,
-                        "skipped: about %.1f s per call (from n=%lld) exceeds the %.1f s budget", predicted,
-                        static_cast<long long>(prev_n), budget_s);
-          g.error = buf;
-          out.push_back(g);
-          continue;
-        }
-        try {
-          auto opts = torch::TensorOptions().dtype(dtype).device(torch::Device(device));
-          auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
-          if (layout == "nt") b = b.t();  // a @ b.t(), as nn::Linear computes x W^T
-          if (layout == "tn") a = a.t();  // a.t() @ b, as the weight gradient
-          auto c = torch::empty({n, n}, opts);
-          auto call = [&] {
-            if (path == "fp32") {
-              c.copy_(torch::mm(a.to(torch::kFloat), b.to(torch::kFloat)));
-            } else {
-              torch::mm_out(c, a, b);
-            }
-          };
-          synchronize(device);
-          auto t0 = Clock::now();
-          call();  // first call: setup, untimed unless it is all the budget allows
-          synchronize(device);
-          const double first = seconds_since(t0);
-          prev_first = first;
-          prev_n = n;
-          std::vector<double> times;
-          int64_t want = reps;
-          if (first * static_cast<double>(reps) > budget_s) want = static_cast<int64_t>(budget_s / first);
-          if (is_cuda_device(device)) want = std::max<int64_t>(want, 20);
-          if (want < 1) times.push_back(first);  // one call is all the budget allows
-          for (int64_t i = 0; i < want; ++i) {
-            auto t = Clock::now();
-            call();
-            synchronize(device);
-            times.push_back(seconds_since(t));
+      for (const std::string layout : {"nn", "nt", "tn"}) {
+        double prev_first = 0;
+        int64_t prev_n = 0;
+        for (auto n : sizes) {
+          GemmResult g;
+          g.dtype = name;
+          g.layout = layout;
+          g.path = path;
+          g.size = n;
+          const double predicted =
+              prev_n > 0 ? prev_first * std::pow(static_cast<double>(n) / prev_n, 3) : 0.0;
+          if (predicted > budget_s) {
+            char buf[160];
+            std::snprintf(buf, sizeof buf,
+                          "skipped: about %.1f s per call (from n=%lld) exceeds the %.1f s budget", predicted,
+                          static_cast<long long>(prev_n), budget_s);
+            g.error = buf;
+            out.push_back(g);
+            continue;
           }
-          g.reps = static_cast<int64_t>(times.size());
-          g.median_s = quantile(times, 0.5);
-          g.tflops = g.median_s > 0 ? 2.0 * std::pow(static_cast<double>(n), 3) / g.median_s / 1e12 : 0.0;
-        } catch (const std::exception& e) {
-          g.error = e.what();
-          if (auto nl = g.error.find('\n'); nl != std::string::npos) g.error = g.error.substr(0, nl);
+          try {
+            auto opts = torch::TensorOptions().dtype(dtype).device(torch::Device(device));
+            auto a = torch::randn({n, n}, opts), b = torch::randn({n, n}, opts);
+            if (layout == "nt") b = b.t();  // a @ b.t(), as nn::Linear computes x W^T
+            if (layout == "tn") a = a.t();  // a.t() @ b, as the weight gradient
+            auto c = torch::empty({n, n}, opts);
+            auto call = [&] {
+              if (path == "fp32") {
+                c.copy_(torch::mm(a.to(torch::kFloat), b.to(torch::kFloat)));
+              } else {
+                torch::mm_out(c, a, b);
+              }
+            };
+            synchronize(device);
+            auto t0 = Clock::now();
+            call();  // first call: setup, untimed unless it is all the budget allows
+            synchronize(device);
+            const double first = seconds_since(t0);
+            prev_first = first;
+            prev_n = n;
+            std::vector<double> times;
+            int64_t want = reps;
+            if (first * static_cast<double>(reps) > budget_s) want = static_cast<int64_t>(budget_s / first);
+            if (is_cuda_device(device)) want = std::max<int64_t>(want, 20);
+            if (want < 1) times.push_back(first);  // one call is all the budget allows
+            for (int64_t i = 0; i < want; ++i) {
+              auto t = Clock::now();
+              call();
+              synchronize(device);
+              times.push_back(seconds_since(t));
+            }
+            g.reps = static_cast<int64_t>(times.size());
+            g.median_s = quantile(times, 0.5);
+            g.tflops = g.median_s > 0 ? 2.0 * std::pow(static_cast<double>(n), 3) / g.median_s / 1e12 : 0.0;
+          } catch (const std::exception& e) {
+            g.error = e.what();
+            if (auto nl = g.error.find('\n'); nl != std::string::npos) g.error = g.error.substr(0, nl);
+          }
+          out.push_back(g);
         }
-        out.push_back(g);
       }
-    }
   }
   return out;
 }
@@ -460,9 +463,11 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
   {
     Accelerator acc(AcceleratorOptions().mixed_precision(precision).cpu(o.cpu()));
     if (!is_cuda_device(device) && precision != "no" &&
-        cpu_autocast_compute(precision == "bf16" ? torch::kBFloat16 : torch::kHalf) == CpuAutocastCompute::kFp32) {
-      r.support_note += "; accel runs autocast linear/attention with fp32 compute "
-                        "(ACCEL_CPU_AUTOCAST_COMPUTE=native for torch's kernels)";
+        cpu_autocast_compute(precision == "bf16" ? torch::kBFloat16 : torch::kHalf) ==
+            CpuAutocastCompute::kFp32) {
+      r.support_note +=
+          "; accel runs autocast linear/attention with fp32 compute "
+          "(ACCEL_CPU_AUTOCAST_COMPUTE=native for torch's kernels)";
     }
     torch::manual_seed(o.seed());
     models::BertForSequenceClassification net{nullptr};
@@ -482,8 +487,8 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
         torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(o.lr()).weight_decay(0.01)));
     const int64_t total_steps = o.warmup() + o.steps();
     // A short fine-tune (eval_accuracy) sees distinct batches; a speed run cycles 8.
-    auto batches = make_batches(o, cfg, o.eval_accuracy() > 0 ? total_steps : std::min<int64_t>(total_steps, 8),
-                                acc.process_index());
+    auto batches = make_batches(
+        o, cfg, o.eval_accuracy() > 0 ? total_steps : std::min<int64_t>(total_steps, 8), acc.process_index());
     for (auto& b : batches) b = b.to(acc.device());
     r.world_size = acc.num_processes();
     model->train();
@@ -644,7 +649,8 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
         "peak RSS not reported: runs shared one process (VmHWM cannot be reset); "
         "`accel bench precision` isolates each precision in its own process.");
   if (o.eval_accuracy() > 0 && !o.pretrained())
-    rep.notes.push_back("eval accuracy after a few steps from random weights is near chance; add --pretrained.");
+    rep.notes.push_back(
+        "eval accuracy after a few steps from random weights is near chance; add --pretrained.");
   return rep;
 }
 
@@ -705,8 +711,8 @@ std::string PrecisionReport::to_table() const {
   for (const auto& r : results) {
     if (!r.ran || !r.eval_accuracy) continue;
     std::snprintf(buf, sizeof buf, "%s: eval accuracy %.2f%% on %lld IMDb test reviews after %lld steps\n",
-                  display_name(r.precision).c_str(), *r.eval_accuracy * 100, static_cast<long long>(r.eval_samples),
-                  static_cast<long long>(warmup + steps));
+                  display_name(r.precision).c_str(), *r.eval_accuracy * 100,
+                  static_cast<long long>(r.eval_samples), static_cast<long long>(warmup + steps));
     os << buf;
   }
   const PrecisionResult* base = find("no");

@@ -176,7 +176,8 @@ std::map<std::string, at::Tensor> capture_rng_states() {
     out["cpu"] = gen.get_state();
   }
   if (torch::cuda::is_available()) {
-    for (size_t d = 0; d < torch::cuda::device_count(); ++d) {
+    const auto devices = static_cast<size_t>(torch::cuda::device_count());
+    for (size_t d = 0; d < devices; ++d) {
       auto gen =
           at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d)));
       std::lock_guard<std::mutex> lock(gen.mutex());
@@ -193,8 +194,11 @@ void restore_rng_states(const std::map<std::string, at::Tensor>& states) {
       std::lock_guard<std::mutex> lock(gen.mutex());
       gen.set_state(state.contiguous());
     } else if (name.rfind("cuda", 0) == 0 && torch::cuda::is_available()) {
-      const size_t d = std::stoul(name.substr(4));
-      if (d >= torch::cuda::device_count()) continue;
+      const std::string index = name.substr(4);
+      if (index.empty() || index.size() > 3 || index.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      const size_t d = std::stoul(index);
+      if (d >= static_cast<size_t>(torch::cuda::device_count())) continue;
       auto gen =
           at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(d)));
       std::lock_guard<std::mutex> lock(gen.mutex());

@@ -141,7 +141,8 @@ at::Tensor autocast_addmm(const at::Tensor& self, const at::Tensor& mat1, const 
   const auto st = autocast_state();
   at::Tensor c = cast(st.dt, self), a = cast(st.dt, mat1), b = cast(st.dt, mat2);
   const bool unit = beta.equal(1) && alpha.equal(1);
-  if (!st.fp32 || !unit || a.dim() != 2 || !affine_shapes(a, b, st.dt) || !strided(c) || c.scalar_type() != st.dt)
+  if (!st.fp32 || !unit || a.dim() != 2 || !affine_shapes(a, b, st.dt) || !strided(c) ||
+      c.scalar_type() != st.dt)
     return at::addmm(c, a, b, beta, alpha);
   ++g_calls;
   return AffineFp32Compute::apply(a, b, c);
@@ -174,7 +175,8 @@ at::Tensor autocast_sdpa(const at::Tensor& query, const at::Tensor& key, const a
   ++g_calls;
   std::optional<at::Tensor> mask32;
   if (mask && mask->defined()) mask32 = up(*mask);
-  return at::scaled_dot_product_attention(up(q), up(k), up(v), mask32, dropout_p, is_causal, scale, enable_gqa)
+  return at::scaled_dot_product_attention(up(q), up(k), up(v), mask32, dropout_p, is_causal, scale,
+                                          enable_gqa)
       .to(dt);
 }
 
@@ -237,7 +239,9 @@ bool cpu_has_native_fp16() {
 CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype,
                                                 std::optional<CpuAutocastCompute> requested) {
   if (requested) return *requested;
-  const bool native = dtype == at::kBFloat16 ? cpu_has_native_bf16() : dtype == at::kHalf ? cpu_has_native_fp16() : true;
+  const bool native = dtype == at::kBFloat16 ? cpu_has_native_bf16()
+                      : dtype == at::kHalf   ? cpu_has_native_fp16()
+                                             : true;
   return native ? CpuAutocastCompute::kNative : CpuAutocastCompute::kFp32;
 }
 

@@ -66,8 +66,10 @@ TEST(CpuAutocastCompute, ParsesModesAndRejectsOthers) {
 }
 
 TEST(CpuAutocastCompute, AutoFollowsTheCpusInstructions) {
-  EXPECT_EQ(resolve_cpu_autocast_compute(at::kBFloat16, CpuAutocastCompute::kNative), CpuAutocastCompute::kNative);
-  EXPECT_EQ(resolve_cpu_autocast_compute(at::kBFloat16, CpuAutocastCompute::kFp32), CpuAutocastCompute::kFp32);
+  EXPECT_EQ(resolve_cpu_autocast_compute(at::kBFloat16, CpuAutocastCompute::kNative),
+            CpuAutocastCompute::kNative);
+  EXPECT_EQ(resolve_cpu_autocast_compute(at::kBFloat16, CpuAutocastCompute::kFp32),
+            CpuAutocastCompute::kFp32);
   EXPECT_EQ(resolve_cpu_autocast_compute(at::kBFloat16, std::nullopt),
             cpu_has_native_bf16() ? CpuAutocastCompute::kNative : CpuAutocastCompute::kFp32);
   EXPECT_EQ(resolve_cpu_autocast_compute(at::kHalf, std::nullopt),
@@ -86,7 +88,8 @@ TEST(CpuAutocastCompute, LinearForwardIsTheFp32ProductOfRoundedInputs) {
   EXPECT_EQ(run.y.sizes(), (at::IntArrayRef{3, 5, 24}));
   auto r = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
   auto expected = at::linear(r(x), r(w), r(b)).to(at::kBFloat16);
-  EXPECT_TRUE(at::equal(run.y, expected)) << "max diff " << (run.y.to(at::kFloat) - expected.to(at::kFloat)).abs().max();
+  EXPECT_TRUE(at::equal(run.y, expected))
+      << "max diff " << (run.y.to(at::kFloat) - expected.to(at::kFloat)).abs().max();
   // Gradients reach the fp32 leaves in fp32, like native autocast.
   EXPECT_EQ(run.gx.scalar_type(), at::kFloat);
   EXPECT_EQ(run.gw.scalar_type(), at::kFloat);
@@ -129,10 +132,10 @@ TEST(CpuAutocastCompute, NnLinearMatmulMmAddmmBmm) {
     std::vector<at::Tensor> outs;
     {
       AutocastGuard g(c10::kCPU, at::kBFloat16);
-      outs.push_back(lin(x3));                       // matmul + in-place bias
-      outs.push_back(lin(x2));                       // addmm
-      outs.push_back(at::mm(x2, lin->weight.t()));   // mm
-      outs.push_back(at::bmm(a, b3));                // bmm
+      outs.push_back(lin(x3));                      // matmul + in-place bias
+      outs.push_back(lin(x2));                      // addmm
+      outs.push_back(at::mm(x2, lin->weight.t()));  // mm
+      outs.push_back(at::bmm(a, b3));               // bmm
     }
     at::Tensor loss = at::zeros({});
     for (auto& o : outs) {
