@@ -7,7 +7,7 @@ all-MiniLM-L6-v2 tokenizer.json, truncation to 512, special tokens, no padding, 
   # tokenizers alone, in this process (thread count from RAYON_NUM_THREADS, set before import):
   RAYON_NUM_THREADS=1 .venv-ref/bin/python bench/tokenizer_bench_hf.py
   # both, alternating (ours, theirs) 3 times per thread count, medians and ratios ours/theirs:
-  .venv-ref/bin/python bench/tokenizer_bench_hf.py --compare build/bench/bench_tokenizer_bench
+  .venv-ref/bin/python bench/tokenizer_bench_hf.py --compare build/bin/bench_tokenizer_bench
 
 Each measurement runs in a fresh process: rayon's pool size is fixed at first use, so 1 thread
 means RAYON_NUM_THREADS=1 (and TOKENIZERS_PARALLELISM=true so encode_batch stays on rayon).
