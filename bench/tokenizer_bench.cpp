@@ -3,11 +3,11 @@
 //
 // Build and run (from the repository root):
 //   cmake --build build --target bench_tokenizer_bench
-//   ./build/bench/bench_tokenizer_bench [--threads 1,0] [--repeats 5] [--data-dir DIR] [--model DIR] [--json]
+//   build/bin/bench_tokenizer_bench [--threads 1,0] [--repeats 5] [--data-dir DIR] [--model DIR] [--json]
 // --threads: comma-separated thread counts (0 = all cores); --json prints one JSON line per count.
 // Compare with Hugging Face tokenizers (same texts, same settings), 3 alternating runs, medians and
 // ratios:
-//   /work/main/.venv-ref/bin/python bench/tokenizer_bench_hf.py --compare ./build/bench/bench_tokenizer_bench
+//   /work/main/.venv-ref/bin/python bench/tokenizer_bench_hf.py --compare build/bin/bench_tokenizer_bench
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
