@@ -46,13 +46,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--data-dir") data_dir = next();
-    else if (a == "--model") model = next();
-    else if (a == "--threads") threads_arg = next();
-    else if (a == "--repeats") repeats = std::max(1, std::atoi(next().c_str()));
-    else if (a == "--json") json = true;
+    if (a == "--data-dir")
+      data_dir = next();
+    else if (a == "--model")
+      model = next();
+    else if (a == "--threads")
+      threads_arg = next();
+    else if (a == "--repeats")
+      repeats = std::max(1, std::atoi(next().c_str()));
+    else if (a == "--json")
+      json = true;
     else {
-      std::fprintf(stderr, "usage: %s [--threads 1,0] [--repeats N] [--data-dir DIR] [--model DIR] [--json]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--threads 1,0] [--repeats N] [--data-dir DIR] [--model DIR] [--json]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -89,7 +96,8 @@ int main(int argc, char** argv) {
     while (std::getline(ts, item, ',')) {
       int threads = std::atoi(item.c_str());
       int effective = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
-      tok.encode_batch(std::vector<std::string>(texts.begin(), texts.begin() + 500), opts, threads);  // warm-up
+      tok.encode_batch(std::vector<std::string>(texts.begin(), texts.begin() + 500), opts,
+                       threads);  // warm-up
       std::vector<double> secs;
       int64_t tokens = 0;
       for (int r = 0; r < repeats; ++r) {
@@ -102,14 +110,16 @@ int main(int argc, char** argv) {
       std::sort(secs.begin(), secs.end());
       double med = secs[secs.size() / 2];
       if (json) {
-        std::printf("{\"impl\": \"accel\", \"threads\": %d, \"reviews\": %zu, \"bytes\": %zu, \"tokens\": %lld, "
-                    "\"median_s\": %.6f, \"min_s\": %.6f}\n",
-                    effective, texts.size(), bytes, static_cast<long long>(tokens), med, secs.front());
+        std::printf(
+            "{\"impl\": \"accel\", \"threads\": %d, \"reviews\": %zu, \"bytes\": %zu, \"tokens\": %lld, "
+            "\"median_s\": %.6f, \"min_s\": %.6f}\n",
+            effective, texts.size(), bytes, static_cast<long long>(tokens), med, secs.front());
       } else {
-        std::printf("accel WordPiece, %2d thread(s): %zu reviews (%.1f MB, %lld tokens) median %.3f s  "
-                    "= %.0f reviews/s, %.1f MB/s, %.2f M tokens/s (min %.3f s, %d runs)\n",
-                    effective, texts.size(), bytes / 1e6, static_cast<long long>(tokens), med,
-                    texts.size() / med, bytes / 1e6 / med, tokens / 1e6 / med, secs.front(), repeats);
+        std::printf(
+            "accel WordPiece, %2d thread(s): %zu reviews (%.1f MB, %lld tokens) median %.3f s  "
+            "= %.0f reviews/s, %.1f MB/s, %.2f M tokens/s (min %.3f s, %d runs)\n",
+            effective, texts.size(), bytes / 1e6, static_cast<long long>(tokens), med, texts.size() / med,
+            bytes / 1e6 / med, tokens / 1e6 / med, secs.front(), repeats);
       }
       std::fflush(stdout);
     }

@@ -361,6 +361,7 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
                                            double budget_s) {
   std::vector<GemmResult> out;
   torch::NoGradGuard no_grad;
+  const auto env = current_environment();
   auto sizes = sizes_in;
   std::sort(sizes.begin(), sizes.end());
   for (const auto& name : dtypes) {
@@ -368,14 +369,9 @@ std::vector<GemmResult> run_gemm_benchmark(const std::string& device, const std:
     // The native kernels always; on a CPU where accel computes autocast bf16/fp16 matmuls in fp32
     // (precision/cpu_compute.h), that path too: up-cast, fp32 GEMM, rounded result, casts timed.
     std::vector<std::string> paths{"native"};
-    if (!is_cuda_device(device) && dtype != torch::kFloat) {
-      const auto env = current_environment();
-      auto it = env.find("ACCEL_CPU_AUTOCAST_COMPUTE");
-      if (resolve_cpu_autocast_compute(dtype,
-                                       parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second)) ==
-          CpuAutocastCompute::kFp32)
-        paths.push_back("fp32");
-    }
+    if (!is_cuda_device(device) && dtype != torch::kFloat &&
+        resolve_cpu_autocast_compute(dtype, env) == CpuAutocastCompute::kFp32)
+      paths.push_back("fp32");
     for (const auto& path : paths)
       for (const std::string layout : {"nn", "nt", "tn"}) {
         double prev_first = 0;

@@ -164,20 +164,17 @@ at::Tensor autocast_sdpa(const at::Tensor& query, const at::Tensor& key, const a
                          const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
                          std::optional<double> scale, bool enable_gqa) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
-  const auto dt = at::autocast::get_autocast_dtype(at::kCPU);
-  at::Tensor q = at::autocast::cached_cast(dt, query, c10::DeviceType::CPU);
-  at::Tensor k = at::autocast::cached_cast(dt, key, c10::DeviceType::CPU);
-  at::Tensor v = at::autocast::cached_cast(dt, value, c10::DeviceType::CPU);
-  std::optional<at::Tensor> mask = at::autocast::cached_cast(dt, attn_mask, c10::DeviceType::CPU);
-  if (!fp32_compute_active(dt) || q.scalar_type() != dt) {
+  const auto st = autocast_state();
+  at::Tensor q = cast(st.dt, query), k = cast(st.dt, key), v = cast(st.dt, value);
+  std::optional<at::Tensor> mask = at::autocast::cached_cast(st.dt, attn_mask, c10::DeviceType::CPU);
+  if (!st.fp32 || q.scalar_type() != st.dt)
     return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal, scale, enable_gqa);
-  }
   ++g_calls;
   std::optional<at::Tensor> mask32;
   if (mask && mask->defined()) mask32 = up(*mask);
   return at::scaled_dot_product_attention(up(q), up(k), up(v), mask32, dropout_p, is_causal, scale,
                                           enable_gqa)
-      .to(dt);
+      .to(st.dt);
 }
 
 // Registering over torch's own autocast kernels makes the dispatcher warn once per op; that
@@ -243,6 +240,12 @@ CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype,
                       : dtype == at::kHalf   ? cpu_has_native_fp16()
                                              : true;
   return native ? CpuAutocastCompute::kNative : CpuAutocastCompute::kFp32;
+}
+
+CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype, const EnvMap& env) {
+  auto it = env.find("ACCEL_CPU_AUTOCAST_COMPUTE");
+  return resolve_cpu_autocast_compute(dtype,
+                                      parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second));
 }
 
 void set_cpu_autocast_compute(c10::ScalarType dtype, CpuAutocastCompute mode) {

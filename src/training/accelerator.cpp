@@ -72,13 +72,26 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
   logger().set_rank(state_.rank, state_.world_size, state_.local_rank);
   if (state_.device.is_cpu()) {
     tune_cpu_malloc(env);
-    if (resolved_.mixed_precision == MixedPrecision::kBF16 ||
-        resolved_.mixed_precision == MixedPrecision::kFP16) {
-      const auto dt = resolved_.mixed_precision == MixedPrecision::kBF16 ? at::kBFloat16 : at::kHalf;
-      auto it = env.find("ACCEL_CPU_AUTOCAST_COMPUTE");
-      set_cpu_autocast_compute(dt,
-                               resolve_cpu_autocast_compute(
-                                   dt, parse_cpu_autocast_compute(it == env.end() ? "auto" : it->second)));
+    if (resolved_.mixed_precision != MixedPrecision::kNo) {
+      const bool bf16 = resolved_.mixed_precision == MixedPrecision::kBF16;
+      const auto dt = bf16 ? at::kBFloat16 : at::kHalf;
+      const char* name = bf16 ? "bf16" : "fp16";
+      const auto mode = resolve_cpu_autocast_compute(dt, env);
+      set_cpu_autocast_compute(dt, mode);
+      const bool native = bf16 ? cpu_has_native_bf16() : cpu_has_native_fp16();
+      if (!native && mode == CpuAutocastCompute::kNative) {
+        logger().warning(
+            "mixed_precision=", name, " on a CPU without native ", name,
+            " instructions, with ACCEL_CPU_AUTOCAST_COMPUTE=native: LibTorch's reduced-precision "
+            "matmuls fall back to slow kernels here and training will be several times slower "
+            "than fp32. HINT: unset ACCEL_CPU_AUTOCAST_COMPUTE (linear and attention then "
+            "compute in fp32 with ",
+            name, " inputs and outputs) or use mixed_precision 'no'.");
+      } else if (!native) {
+        logger().info("mixed_precision=", name, " on a CPU without native ", name,
+                      " instructions: autocast linear and attention compute in fp32 with ", name,
+                      " inputs and outputs (ACCEL_CPU_AUTOCAST_COMPUTE=native for LibTorch's kernels).");
+      }
     }
   }
   if (resolved_.mixed_precision == MixedPrecision::kFP16 && options_.scaler().enabled()) {
@@ -94,25 +107,6 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
     logger().set_barrier([weak] {
       if (auto g = weak.lock()) g->barrier();
     });
-  }
-  if (resolved_.mixed_precision != MixedPrecision::kNo && state_.device.is_cpu()) {
-    const bool bf16 = resolved_.mixed_precision == MixedPrecision::kBF16;
-    const auto dt = bf16 ? at::kBFloat16 : at::kHalf;
-    const bool native = bf16 ? cpu_has_native_bf16() : cpu_has_native_fp16();
-    if (!native && cpu_autocast_compute(dt) == CpuAutocastCompute::kNative) {
-      logger().warning("mixed_precision=", bf16 ? "bf16" : "fp16", " on a CPU without native ",
-                       bf16 ? "bf16" : "fp16",
-                       " instructions, with ACCEL_CPU_AUTOCAST_COMPUTE=native: LibTorch's reduced-precision "
-                       "matmuls fall back to slow kernels here and training will be several times slower "
-                       "than fp32. HINT: unset ACCEL_CPU_AUTOCAST_COMPUTE (linear and attention then compute "
-                       "in fp32 with ",
-                       bf16 ? "bf16" : "fp16", " inputs and outputs) or use mixed_precision 'no'.");
-    } else if (!native) {
-      logger().info(
-          "mixed_precision=", bf16 ? "bf16" : "fp16", " on a CPU without native ", bf16 ? "bf16" : "fp16",
-          " instructions: autocast linear and attention compute in fp32 with ", bf16 ? "bf16" : "fp16",
-          " inputs and outputs (ACCEL_CPU_AUTOCAST_COMPUTE=native for LibTorch's kernels).");
-    }
   }
   if (options_.seed()) set_seed(*options_.seed());
   iteration_ = options_.project().iteration();

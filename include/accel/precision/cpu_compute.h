@@ -18,6 +18,8 @@
 // the environment variable ACCEL_CPU_AUTOCAST_COMPUTE=auto|fp32|native overrides its choice.
 #pragma once
 
+#include "accel/core/env.h"
+
 #include <c10/core/ScalarType.h>
 
 #include <optional>
@@ -38,6 +40,9 @@ std::optional<CpuAutocastCompute> parse_cpu_autocast_compute(const std::string& 
 /// exactly when the CPU lacks native instructions for that dtype.
 CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype,
                                                 std::optional<CpuAutocastCompute> requested);
+
+/// The same, `requested` read from ACCEL_CPU_AUTOCAST_COMPUTE in `env` (absent = auto).
+CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype, const EnvMap& env);
 
 /// Installs (kFp32) or removes (kNative) the fp32-compute kernels for autocast `dtype` on the CPU.
 /// Each reduced dtype is switched independently; idempotent; not thread-safe against running ops.
