@@ -42,6 +42,9 @@ struct Args {
   std::string output_dir;
   std::string log_with;
   std::string project_dir = ".";
+  int64_t checkpointing_steps = 0;  // 0: no checkpoints
+  int64_t checkpoints_total_limit = 2;
+  std::string resume_from_checkpoint;
 };
 
 void usage(std::FILE* out) {
@@ -63,7 +66,13 @@ void usage(std::FILE* out) {
                "  --seed S                  (default 42)\n"
                "  --output_dir DIR          save the fine-tuned model there (Hugging Face folder)\n"
                "  --log_with NAMES          trackers: jsonl,csv,tensorboard,all (under --project_dir/logs)\n"
-               "  --project_dir DIR         (default .)\n");
+               "  --project_dir DIR         (default .)\n"
+               "  --checkpointing_steps N   save_state every N optimizer steps, under\n"
+               "                            --project_dir/checkpoints/checkpoint_<i> (atomic)\n"
+               "  --checkpoints_total_limit K  keep the newest K checkpoints (default 2)\n"
+               "  --resume_from_checkpoint DIR|latest\n"
+               "                            continue exactly where a checkpoint left off\n"
+               "                            (same processes and batch size: same data order)\n");
 }
 
 Args parse(int argc, char** argv) {
@@ -118,10 +127,18 @@ Args parse(int argc, char** argv) {
       a.log_with = value();
     else if (k == "--project_dir")
       a.project_dir = value();
+    else if (k == "--checkpointing_steps")
+      a.checkpointing_steps = std::stoll(value());
+    else if (k == "--checkpoints_total_limit")
+      a.checkpoints_total_limit = std::stoll(value());
+    else if (k == "--resume_from_checkpoint")
+      a.resume_from_checkpoint = value();
     else
       throw accel::Error("unknown option '" + k + "' (see --help)");
   }
   if (a.max_length < 8 || a.max_length > 512) throw accel::Error("--max_length must be in [8, 512]");
+  if (a.checkpointing_steps < 0) throw accel::Error("--checkpointing_steps must be >= 0 (0: no checkpoints)");
+  if (a.checkpoints_total_limit < 1) throw accel::Error("--checkpoints_total_limit must be >= 1");
   return a;
 }
 
@@ -194,7 +211,10 @@ int main(int argc, char** argv) {
       trackers.push_back(s);
     }
     accel::Accelerator acc(accel::AcceleratorOptions().seed(args.seed).log_with(trackers).project(
-        accel::ProjectOptions().project_dir(args.project_dir)));
+        accel::ProjectOptions()
+            .project_dir(args.project_dir)
+            .automatic_checkpoint_naming(true)
+            .total_limit(args.checkpoints_total_limit)));
 
     // Data: the main process resolves (and if needed downloads) it first.
     accel::datasets::ImdbLocation where;
@@ -269,13 +289,23 @@ int main(int argc, char** argv) {
     acc.print("training: ", acc.num_processes(), " process(es), ", accel::to_string(acc.mixed_precision()),
               ", batch ", args.batch_size, " x ", acc.num_processes(), ", ", train_loader->size(),
               " steps per epoch per process, device ", acc.device().str());
-    auto train_start = Clock::now();
     int64_t global_step = 0, tokens = 0;
-    for (int epoch = 0; epoch < args.epochs; ++epoch) {
+    if (!args.resume_from_checkpoint.empty()) {
+      // Weights, optimizer, schedule, RNG streams and the loader's epoch and position.
+      acc.load_state(args.resume_from_checkpoint == "latest" ? "" : args.resume_from_checkpoint);
+      global_step = train_loader->epoch() * train_loader->size() + train_loader->position();
+      acc.print("resumed from ", args.resume_from_checkpoint, ": epoch ", train_loader->epoch(), ", step ",
+                global_step);
+    }
+    int64_t samples_run = 0;  // this process, this invocation (a resumed run counts from the checkpoint)
+    auto train_start = Clock::now();
+    for (int epoch = static_cast<int>(train_loader->epoch()); epoch < args.epochs; ++epoch) {
       model->train();
       accel::tracking::ProgressBar bar(train_loader->size(), "epoch " + std::to_string(epoch),
                                        accel::tracking::ProgressBarOptions().enabled(acc.is_main_process()));
+      bar.update(train_loader->position());
       double running = 0;
+      bool first = true;
       for (auto& batch : *train_loader) {
         auto sync = acc.accumulate(model);
         auto out = model->forward(batch);
@@ -285,17 +315,26 @@ int main(int argc, char** argv) {
         sched->step();
         opt->zero_grad();
         const double l = out.loss.item<double>();
-        running = global_step == 0 ? l : 0.95 * running + 0.05 * l;
+        running = first ? l : 0.95 * running + 0.05 * l;
+        first = false;
         tokens += batch.attention_mask.sum().item<int64_t>();
         ++global_step;
+        samples_run += batch.labels.size(0);
         bar.set_postfix(c10::str("loss=", running));
         bar.update(1);
         if (!trackers.empty() && global_step % 10 == 0) acc.log({{"train_loss", running}}, global_step);
+        if (args.checkpointing_steps > 0 && global_step % args.checkpointing_steps == 0 &&
+            train_loader->position() < train_loader->size()) {
+          auto where = acc.save_state();
+          acc.print("\ncheckpoint ", where.string(), " (step ", global_step, ")");
+        }
       }
       bar.close();
     }
     const double train_s = std::chrono::duration<double>(Clock::now() - train_start).count();
     const int64_t all_tokens = acc.reduce(torch::full({1}, tokens, torch::kLong), "sum").item<int64_t>();
+    const int64_t all_samples =
+        acc.reduce(torch::full({1}, samples_run, torch::kLong), "sum").item<int64_t>();
 
     // Evaluation on the test split: every example counted once across ranks.
     model->eval();
@@ -315,8 +354,8 @@ int main(int argc, char** argv) {
     }
     const double accuracy =
         100.0 * static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(1, seen));
-    acc.print("train: ", train_s, " s, ", static_cast<double>(train.ids.size() * args.epochs) / train_s,
-              " reviews/s, ", static_cast<double>(all_tokens) / train_s, " tokens/s");
+    acc.print("train: ", train_s, " s, ", static_cast<double>(all_samples) / train_s, " reviews/s, ",
+              static_cast<double>(all_tokens) / train_s, " tokens/s");
     acc.print("eval accuracy: ", accuracy, "% on ", seen, " test reviews");
     if (!trackers.empty()) {
       acc.log({{"eval_accuracy", accuracy}}, global_step);

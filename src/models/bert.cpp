@@ -3,6 +3,7 @@
 // N = heads, D = head_dim, I = intermediate size, L = labels.
 #include "accel/core/error.h"
 #include "accel/models/bert.h"
+#include "accel/precision/attention.h"
 
 #include <torch/torch.h>
 
@@ -38,7 +39,8 @@ void init_bert_weights(nn::Module& root, const BertConfig& c) {
 
 BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
   word_embeddings = register_module(
-      "word_embeddings", nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
+      "word_embeddings",
+      nn::Embedding(nn::EmbeddingOptions(c.vocab_size, c.hidden_size).padding_idx(c.pad_token_id)));
   position_embeddings = register_module(
       "position_embeddings", nn::Embedding(nn::EmbeddingOptions(c.max_position_embeddings, c.hidden_size)));
   token_type_embeddings = register_module(
@@ -52,9 +54,8 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const 
   ACCEL_CHECK(input_ids.dim() == 2, "BERT input_ids must be (batch, tokens), got ", input_ids.sizes());
   const int64_t T = input_ids.size(1);
   const int64_t max_pos = position_embeddings->weight.size(0);
-  ACCEL_CHECK(position_ids.defined() || T <= max_pos, "BERT input has ", T,
-              " tokens but the model has only ", max_pos,
-              " positions (max_position_embeddings); truncate the input");
+  ACCEL_CHECK(position_ids.defined() || T <= max_pos, "BERT input has ", T, " tokens but the model has only ",
+              max_pos, " positions (max_position_embeddings); truncate the input");
   torch::Tensor x = word_embeddings(input_ids);  // (B, T, H)
   if (token_type_ids.defined()) {
     x = x + token_type_embeddings(token_type_ids);  // (B, T, H)
@@ -90,8 +91,10 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
   if (mask.defined()) attn_mask = mask;  // (B, 1, 1, T) bool, broadcast over N and queries
   const double p = is_training() ? dropout_p_ : 0.0;
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  torch::Tensor ctx = at::scaled_dot_product_attention(q, k, v, attn_mask, p, /*is_causal=*/false,
-                                                       scale);  // (B, N, T, D)
+  // accel's SDPA: torch's kernels, except in CPU training with dropout, where it keeps O(T) per
+  // query row for backward instead of torch's three (B, N, T, T) fp32 tensors.
+  torch::Tensor ctx = accel::scaled_dot_product_attention(q, k, v, attn_mask, p, /*is_causal=*/false,
+                                                          scale);      // (B, N, T, D)
   return ctx.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});  // (B, T, H)
 }
 
@@ -121,7 +124,7 @@ BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : act_(c.hidden_
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
-  torch::Tensor x = dense(hidden);  // (B, T, I)
+  torch::Tensor x = dense(hidden);            // (B, T, I)
   if (act_ == "gelu") return torch::gelu(x);  // exact (erf), transformers' "gelu"
   if (act_ == "gelu_new" || act_ == "gelu_pytorch_tanh" || act_ == "gelu_fast") return torch::gelu(x, "tanh");
   if (act_ == "relu") return torch::relu(x);
@@ -172,16 +175,18 @@ BertPoolerImpl::BertPoolerImpl(const BertConfig& c) {
 
 torch::Tensor BertPoolerImpl::forward(const torch::Tensor& hidden) {
   torch::Tensor first = hidden.select(1, 0);  // (B, H): the [CLS] token
-  return torch::tanh(dense(first));          // (B, H)
+  return torch::tanh(dense(first));           // (B, H)
 }
 
 // ---------------------------------------------------------------------------------------------
 
 torch::Tensor make_attention_mask(const torch::Tensor& attention_mask) {
   if (!attention_mask.defined()) return {};
-  ACCEL_CHECK(attention_mask.dim() == 2, "attention_mask must be (batch, tokens), got ", attention_mask.sizes());
-  torch::Tensor m = attention_mask.scalar_type() == torch::kBool ? attention_mask : attention_mask.ne(0);  // (B, T)
-  return m.view({m.size(0), 1, 1, m.size(1)});  // (B, 1, 1, T)
+  ACCEL_CHECK(attention_mask.dim() == 2, "attention_mask must be (batch, tokens), got ",
+              attention_mask.sizes());
+  torch::Tensor m =
+      attention_mask.scalar_type() == torch::kBool ? attention_mask : attention_mask.ne(0);  // (B, T)
+  return m.view({m.size(0), 1, 1, m.size(1)});                                               // (B, 1, 1, T)
 }
 
 BertBatch BertBatch::to(torch::Device device, bool non_blocking) const {
@@ -189,7 +194,9 @@ BertBatch BertBatch::to(torch::Device device, bool non_blocking) const {
   return BertBatch{move(input_ids), move(attention_mask), move(token_type_ids), move(labels)};
 }
 
-int64_t BertBatch::size() const { return input_ids.defined() ? input_ids.size(0) : 0; }
+int64_t BertBatch::size() const {
+  return input_ids.defined() ? input_ids.size(0) : 0;
+}
 
 BertModelImpl::BertModelImpl(const BertConfig& config) : config_(config) {
   config_.validate();
@@ -199,23 +206,26 @@ BertModelImpl::BertModelImpl(const BertConfig& config) : config_(config) {
   init_weights();
 }
 
-void BertModelImpl::init_weights() { init_bert_weights(*this, config_); }
+void BertModelImpl::init_weights() {
+  init_bert_weights(*this, config_);
+}
 
 BertModelOutput BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                                       const torch::Tensor& token_type_ids, const torch::Tensor& position_ids) {
-  ACCEL_CHECK(!attention_mask.defined() || attention_mask.sizes() == input_ids.sizes(),
-              "attention_mask ", attention_mask.sizes(), " must have input_ids' shape ", input_ids.sizes());
-  ACCEL_CHECK(!token_type_ids.defined() || token_type_ids.sizes() == input_ids.sizes(),
-              "token_type_ids ", token_type_ids.sizes(), " must have input_ids' shape ", input_ids.sizes());
+                                       const torch::Tensor& token_type_ids,
+                                       const torch::Tensor& position_ids) {
+  ACCEL_CHECK(!attention_mask.defined() || attention_mask.sizes() == input_ids.sizes(), "attention_mask ",
+              attention_mask.sizes(), " must have input_ids' shape ", input_ids.sizes());
+  ACCEL_CHECK(!token_type_ids.defined() || token_type_ids.sizes() == input_ids.sizes(), "token_type_ids ",
+              token_type_ids.sizes(), " must have input_ids' shape ", input_ids.sizes());
   BertModelOutput out;
-  torch::Tensor mask = make_attention_mask(attention_mask);              // (B, 1, 1, T) bool
+  torch::Tensor mask = make_attention_mask(attention_mask);               // (B, 1, 1, T) bool
   torch::Tensor x = embeddings(input_ids, token_type_ids, position_ids);  // (B, T, H)
   std::vector<torch::Tensor>* all = nullptr;
   if (config_.output_hidden_states) {
     out.hidden_states.push_back(x);
     all = &out.hidden_states;
   }
-  out.last_hidden_state = encoder(x, mask, all);  // (B, T, H)
+  out.last_hidden_state = encoder(x, mask, all);                  // (B, T, H)
   if (pooler) out.pooler_output = pooler(out.last_hidden_state);  // (B, H)
   return out;
 }
@@ -225,12 +235,15 @@ BertForSequenceClassificationImpl::BertForSequenceClassificationImpl(const BertC
   config_.add_pooling_layer = true;
   config_.validate();
   bert = register_module("bert", BertModel(config_));
-  dropout = register_module("dropout", nn::Dropout(config_.classifier_dropout.value_or(config_.hidden_dropout_prob)));
+  dropout = register_module("dropout",
+                            nn::Dropout(config_.classifier_dropout.value_or(config_.hidden_dropout_prob)));
   classifier = register_module("classifier", nn::Linear(config_.hidden_size, config_.num_labels));
   init_weights();
 }
 
-void BertForSequenceClassificationImpl::init_weights() { init_bert_weights(*this, config_); }
+void BertForSequenceClassificationImpl::init_weights() {
+  init_bert_weights(*this, config_);
+}
 
 torch::Tensor BertForSequenceClassificationImpl::compute_loss(const torch::Tensor& logits,
                                                               const torch::Tensor& labels) const {
@@ -241,7 +254,8 @@ torch::Tensor BertForSequenceClassificationImpl::compute_loss(const torch::Tenso
     type = L == 1 ? "regression" : integral ? "single_label_classification" : "multi_label_classification";
   }
   // Reduced-precision logits (autocast) get an fp32 loss.
-  torch::Tensor z = at::isReducedFloatingType(logits.scalar_type()) ? logits.to(torch::kFloat) : logits;  // (B, L)
+  torch::Tensor z =
+      at::isReducedFloatingType(logits.scalar_type()) ? logits.to(torch::kFloat) : logits;  // (B, L)
   if (type == "single_label_classification") {
     return torch::nn::functional::cross_entropy(z.view({-1, L}), labels.view({-1}).to(torch::kLong));  // ()
   }
@@ -258,7 +272,7 @@ SequenceClassifierOutput BertForSequenceClassificationImpl::forward(const torch:
                                                                     const torch::Tensor& labels) {
   BertModelOutput base = bert(input_ids, attention_mask, token_type_ids);
   SequenceClassifierOutput out;
-  out.logits = classifier(dropout(base.pooler_output));  // (B, H) -> (B, L)
+  out.logits = classifier(dropout(base.pooler_output));               // (B, H) -> (B, L)
   if (labels.defined()) out.loss = compute_loss(out.logits, labels);  // ()
   out.last_hidden_state = std::move(base.last_hidden_state);
   out.pooler_output = std::move(base.pooler_output);

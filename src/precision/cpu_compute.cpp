@@ -2,6 +2,7 @@
 
 #include "accel/core/error.h"
 #include "accel/core/state.h"
+#include "accel/precision/attention.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
@@ -157,9 +158,10 @@ at::Tensor autocast_bmm(const at::Tensor& self, const at::Tensor& mat2) {
   return at::bmm(up(a), up(b)).to(st.dt);
 }
 
-// SDPA: inputs cast as torch's policy does, then attention in fp32 and the output rounded. Here
-// autograd records the up-casts, so backward keeps fp32 copies of q, k and v (3·B·T·H floats per
-// layer) — a small share of a BERT step's activations, and the attention kernels stay fast.
+// SDPA: inputs cast as torch's policy does, then attention in fp32 and the output rounded. In
+// training with dropout that is accel's kernel (precision/attention.h: fp32 math, saves the
+// reduced-precision q/k/v). Otherwise autograd records the up-casts and torch's kernel runs in
+// fp32, so backward keeps fp32 copies of q, k and v (3·B·T·H floats per layer).
 at::Tensor autocast_sdpa(const at::Tensor& query, const at::Tensor& key, const at::Tensor& value,
                          const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
                          std::optional<double> scale, bool enable_gqa) {
@@ -170,6 +172,8 @@ at::Tensor autocast_sdpa(const at::Tensor& query, const at::Tensor& key, const a
   if (!st.fp32 || q.scalar_type() != st.dt)
     return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal, scale, enable_gqa);
   ++g_calls;
+  if (detail::cpu_attention_eligible(q, k, v, mask, dropout_p, is_causal, enable_gqa))
+    return detail::cpu_attention_kernel(q, k, v, mask, dropout_p, is_causal, scale);
   std::optional<at::Tensor> mask32;
   if (mask && mask->defined()) mask32 = up(*mask);
   return at::scaled_dot_product_attention(up(q), up(k), up(v), mask32, dropout_p, is_causal, scale,

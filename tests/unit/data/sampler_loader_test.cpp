@@ -14,8 +14,8 @@ using namespace accel::data;
 
 namespace {
 
-Batches shard_range(int64_t n, int64_t bs, int rank, int world, bool drop_last = false,
-                    bool split = false, bool even = true) {
+Batches shard_range(int64_t n, int64_t bs, int rank, int world, bool drop_last = false, bool split = false,
+                    bool even = true) {
   Batches all = make_batches(SequentialSampler(n).indices(0), bs, drop_last);
   ShardSpec s;
   s.rank = rank;
@@ -71,8 +71,10 @@ TEST(BatchSamplerShard, EvenBatchesOff) {
 }
 
 TEST(BatchSamplerShard, SplitBatches) {
-  EXPECT_EQ(shard_range(24, 4, 0, 2, false, true), (Batches{{0, 1}, {4, 5}, {8, 9}, {12, 13}, {16, 17}, {20, 21}}));
-  EXPECT_EQ(shard_range(24, 4, 1, 2, false, true), (Batches{{2, 3}, {6, 7}, {10, 11}, {14, 15}, {18, 19}, {22, 23}}));
+  EXPECT_EQ(shard_range(24, 4, 0, 2, false, true),
+            (Batches{{0, 1}, {4, 5}, {8, 9}, {12, 13}, {16, 17}, {20, 21}}));
+  EXPECT_EQ(shard_range(24, 4, 1, 2, false, true),
+            (Batches{{2, 3}, {6, 7}, {10, 11}, {14, 15}, {18, 19}, {22, 23}}));
   // 22 samples, global batch 4: last batch [20, 21] padded with [0, 1].
   EXPECT_EQ(shard_range(22, 4, 0, 2, false, true).back(), (Indices{20, 21}));
   EXPECT_EQ(shard_range(22, 4, 1, 2, false, true).back(), (Indices{0, 1}));
@@ -158,7 +160,8 @@ TEST(Samplers, LengthGroupedKeepsSimilarLengthsTogether) {
 namespace {
 
 std::shared_ptr<DataLoader<Indices>> index_loader(int64_t n, DataLoaderOptions o) {
-  return make_loader<Indices>(n, [](const Indices& idx) { return idx; }, o);
+  return make_loader<Indices>(
+      n, [](const Indices& idx) { return idx; }, o);
 }
 
 }  // namespace
@@ -192,11 +195,18 @@ TEST(DataLoader, ShuffleChangesPerEpochAndPrefetchThreadsKeepOrder) {
 }
 
 TEST(DataLoader, CollateErrorsReachTheLoop) {
-  auto loader = make_loader<int>(10, [](const Indices& idx) -> int {
-    if (idx[0] == 4) throw std::runtime_error("bad sample 4");
-    return static_cast<int>(idx[0]);
-  }, DataLoaderOptions(2).num_workers(2));
-  EXPECT_THROW({ for (auto& x : *loader) (void)x; }, std::runtime_error);
+  auto loader = make_loader<int>(
+      10,
+      [](const Indices& idx) -> int {
+        if (idx[0] == 4) throw std::runtime_error("bad sample 4");
+        return static_cast<int>(idx[0]);
+      },
+      DataLoaderOptions(2).num_workers(2));
+  EXPECT_THROW(
+      {
+        for (auto& x : *loader) (void)x;
+      },
+      std::runtime_error);
   EXPECT_FALSE(loader->in_iteration());
 }
 
@@ -223,6 +233,29 @@ TEST(DataLoader, ResumesMidEpochFromItsState) {
   first.insert(first.end(), rest.begin(), rest.end());
   EXPECT_EQ(first, straight);
   EXPECT_EQ(c->epoch(), 1);
+}
+
+TEST(DataLoader, RestoredPositionSurvivesASaveBeforeTheLoop) {
+  // load_state then state() again (a checkpoint taken before iterating) keeps the position,
+  // and so does a pending skip_first_batches.
+  auto a = index_loader(20, DataLoaderOptions(2));
+  DataLoaderBase::State s;
+  s.epoch = 0;
+  s.position = 3;
+  s.world_size = 1;
+  s.batch_size = 2;
+  a->load_state(s);
+  EXPECT_EQ(a->position(), 3);
+  EXPECT_EQ(a->state().position, 3);
+  auto b = index_loader(20, DataLoaderOptions(2));
+  b->load_state(a->state());
+  Batches got;
+  for (auto& x : *b) got.push_back(x);
+  ASSERT_EQ(got.size(), 7u);
+  EXPECT_EQ(got.front(), (std::vector<int64_t>{6, 7}));
+  auto c = index_loader(10, DataLoaderOptions(2));
+  c->skip_first_batches(2);
+  EXPECT_EQ(c->state().position, 2);
 }
 
 TEST(DataLoader, PositionCannotMoveToAnotherWorldSize) {

@@ -1,0 +1,57 @@
+// Scaled dot-product attention for training on the CPU with O(T) saved state per query row.
+//
+// With dropout (every BERT in training mode) torch's CPU SDPA takes its "math" path, which keeps
+// three (B, heads, T, S) fp32 tensors per layer for backward — softmax output, dropout noise and
+// the dropped probabilities — also in bf16/fp16, because that path up-casts (MiniLM, batch 16,
+// sequence 256: 150 MB per layer, half of the step's activations). accel's kernel saves q, k, v
+// as given, one fp32 log-sum-exp per row and the dropout keep-mask as bytes, and recomputes the
+// probabilities in backward, one block of heads at a time (the flash-attention recipe, on the
+// CPU's GEMMs): same math as torch's path (fp32 scores, softmax, dropout, products; the result
+// rounded to the input dtype; rows with every key masked give 0), about 10x less saved memory,
+// a few percent more FLOPs.
+//
+// Contract:
+//  - scaled_dot_product_attention(): at::scaled_dot_product_attention's signature and
+//    semantics. It runs accel's kernel when the inputs are strided CPU tensors of one floating
+//    dtype, (..., T, D) with identical leading dimensions, dropout_p > 0, grad mode is on, one of
+//    q/k/v requires grad, the mask (bool: true = attend, or additive float) does not, no GQA —
+//    and the kernel is enabled (below); otherwise it calls torch's. Under CPU autocast q/k/v (and
+//    a float mask) are first cast to the autocast dtype, as autocast's policy for SDPA does.
+//    The dropout mask draws from the default CPU generator (so seeds and checkpoints reproduce
+//    it), but not the same stream as torch's dropout.
+//  - ACCEL_CPU_ATTENTION=torch (read once) or set_cpu_memory_efficient_attention(false) turns
+//    the kernel off; cpu_memory_efficient_attention_calls() counts its forward calls (tests).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace accel {
+
+at::Tensor scaled_dot_product_attention(const at::Tensor& query, const at::Tensor& key,
+                                        const at::Tensor& value,
+                                        const std::optional<at::Tensor>& attn_mask = std::nullopt,
+                                        double dropout_p = 0.0, bool is_causal = false,
+                                        std::optional<double> scale = std::nullopt, bool enable_gqa = false);
+
+/// Whether accel's CPU training kernel may be used (default: on unless ACCEL_CPU_ATTENTION=torch).
+bool cpu_memory_efficient_attention();
+void set_cpu_memory_efficient_attention(bool on);
+/// Forward calls that took accel's kernel since the process started.
+int64_t cpu_memory_efficient_attention_calls();
+
+namespace detail {
+/// Whether scaled_dot_product_attention() would run accel's kernel for these arguments
+/// (before autocast's cast).
+bool cpu_attention_eligible(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
+                            bool enable_gqa);
+/// The kernel itself, no eligibility checks beyond its own (tests call it with dropout_p = 0).
+at::Tensor cpu_attention_kernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
+                                std::optional<double> scale);
+}  // namespace detail
+
+}  // namespace accel
