@@ -1,6 +1,8 @@
 #include "accel/precision/attention.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -11,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,10 +30,10 @@ std::atomic<bool>& enabled_flag() {
   return on;
 }
 
-// Elements of one (heads, T, S) block of scores; each step of the kernel holds two or three of
-// them in fp32 (8 MiB each at this size), whatever the batch. Measured with
-// bench/attention_bench.cpp (MiniLM shapes, 2 threads): 2^18 to 2^23 within noise, 2^16 slower.
-constexpr int64_t kBlockElements = int64_t{1} << 21;
+// Elements of one (heads, T, S) block of scores: a thread holds two or three of them in fp32
+// (4 MiB each), whatever the batch. bench/attention_bench.cpp, MiniLM shapes, 2 threads: 2^20
+// and 2^22 alike, 2^16 (one head per block, L2-sized) 15 % slower (more, smaller GEMM calls).
+constexpr int64_t kBlockElements = int64_t{1} << 20;
 
 struct Geometry {
   int64_t B, N, T, S;
@@ -38,6 +41,52 @@ struct Geometry {
   double scale;
   double keep_scale;  // 1 / (1 - dropout_p)
 };
+
+// ---- dropout keep-mask: a counter-based hash of (seed, head, element), so the forward and the
+// backward regenerate the same bits and nothing is stored (torch's bernoulli_ also runs one
+// element at a time on one thread; this is a vectorisable loop).
+
+uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// The 32-bit key of head (b, n): every head gets its own stream.
+uint32_t head_key(uint64_t seed, const Geometry& g, int64_t b, int64_t n) {
+  return static_cast<uint32_t>(mix64(seed ^ mix64(static_cast<uint64_t>(b * g.N + n))));
+}
+
+// Keep element j of a head when hash(key, j) < threshold: P(keep) = threshold / 2^32.
+uint32_t keep_threshold(double dropout_p) {
+  return static_cast<uint32_t>(std::min(4294967295.0, std::floor((1.0 - dropout_p) * 4294967296.0)));
+}
+
+inline uint32_t element_hash(uint32_t key, uint32_t j) {  // murmur3's fmix32 of (j · golden) ^ key
+  uint32_t h = (j * 0x9E3779B9u) ^ key;
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// dst[j] = keep(j) ? src[j] : 0 for the n = T·S elements of one head (dst may be src).
+void apply_keep(float* dst, const float* src, int64_t n, uint32_t key, uint32_t threshold) {
+  for (int64_t j = 0; j < n; ++j)
+    dst[j] = element_hash(key, static_cast<uint32_t>(j)) < threshold ? src[j] : 0.0f;
+}
+
+// apply_keep on every head of a contiguous (nc, T, S) fp32 block of heads [n0, n0 + nc) of row b.
+void apply_keep_block(at::Tensor& dst, const at::Tensor& src, uint64_t seed, uint32_t threshold,
+                      const Geometry& g, int64_t b, int64_t n0, int64_t nc) {
+  const int64_t n = g.T * g.S;
+  for (int64_t h = 0; h < nc; ++h)
+    apply_keep(dst.data_ptr<float>() + h * n, src.data_ptr<float>() + h * n, n, head_key(seed, g, b, n0 + h),
+               threshold);
+}
 
 // True when `mask` broadcasts to `target` (right-aligned, size 1 or equal).
 bool broadcasts_to(const at::Tensor& mask, at::IntArrayRef target) {
@@ -62,6 +111,22 @@ at::Tensor block_probs(const at::Tensor& q, const at::Tensor& k, const at::Tenso
   return safe ? at::_safe_softmax(s, -1) : at::_softmax(s, -1, false);
 }
 
+// Runs fn(b, n0, nc) for every block of heads [n0, n0 + nc) of every batch row, the blocks spread
+// over torch's intra-op threads; each block's ops run on one thread, so its (nc, T, S) temporaries
+// stay in that core's cache. Worker threads get the caller's no-grad / no-autocast state.
+template <typename F>
+void for_each_block(const Geometry& g, F&& fn) {
+  const int64_t per_row = (g.N + g.heads_per_block - 1) / g.heads_per_block;
+  at::parallel_for(0, g.B * per_row, 1, [&](int64_t begin, int64_t end) {
+    c10::AutoGradMode no_grad(false);
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / per_row, n0 = (i % per_row) * g.heads_per_block;
+      fn(b, n0, std::min(g.heads_per_block, g.N - n0));
+    }
+  });
+}
+
 // Output laid out as (B, T, N, Dv) and viewed as (B, N, T, Dv): the usual transpose back to
 // (B, T, N·Dv) after attention is then free. Same for the input gradients.
 at::Tensor heads_last_empty(int64_t B, int64_t N, int64_t T, int64_t D, const at::TensorOptions& o) {
@@ -79,24 +144,21 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
     const at::Tensor bias = bias_opt.value_or(at::Tensor());
     const Geometry g = geometry(q, k, dropout_p, scale);
     at::Tensor out = heads_last_empty(g.B, g.N, g.T, v.size(-1), q.options());
-    at::Tensor keep;
-    if (dropout_p > 0) keep = at::empty({g.B, g.N, g.T, g.S}, q.options().dtype(at::kBool));
-    for (int64_t b = 0; b < g.B; ++b) {
-      for (int64_t n0 = 0; n0 < g.N; n0 += g.heads_per_block) {
-        const int64_t nc = std::min(g.heads_per_block, g.N - n0);
-        at::Tensor p = block_probs(q, k, bias, safe, g, b, n0, nc);
-        // 1 / (1 - p) goes on v (nc·S·Dv products) rather than on the probabilities (nc·T·S).
-        at::Tensor vc = v[b].narrow(0, n0, nc).to(at::kFloat);
-        if (keep.defined()) {
-          at::Tensor kc = keep[b].narrow(0, n0, nc);
-          kc.bernoulli_(1.0 - dropout_p);
-          p.mul_(kc);
-          vc = vc * g.keep_scale;
-        }
-        out[b].narrow(0, n0, nc).copy_(at::bmm(p, vc));
+    const bool dropout = dropout_p > 0;
+    const uint64_t seed = dropout ? draw_seed() : 0;
+    const uint32_t threshold = keep_threshold(dropout_p);
+    for_each_block(g, [&](int64_t b, int64_t n0, int64_t nc) {
+      at::Tensor p = block_probs(q, k, bias, safe, g, b, n0, nc);
+      // 1 / (1 - p) goes on v (nc·S·Dv products) rather than on the probabilities (nc·T·S).
+      at::Tensor vc = v[b].narrow(0, n0, nc).to(at::kFloat);
+      if (dropout) {
+        apply_keep_block(p, p, seed, threshold, g, b, n0, nc);
+        vc = vc * g.keep_scale;
       }
-    }
-    ctx->save_for_backward({q, k, v, bias, keep});
+      out[b].narrow(0, n0, nc).copy_(at::bmm(p, vc));
+    });
+    ctx->save_for_backward({q, k, v, bias});
+    ctx->saved_data["seed"] = static_cast<int64_t>(seed);
     ctx->saved_data["safe"] = safe;
     ctx->saved_data["dropout_p"] = dropout_p;
     ctx->saved_data["scale"] = scale;
@@ -107,40 +169,53 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
                                                  torch::autograd::variable_list grads) {
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
     auto saved = ctx->get_saved_variables();
-    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &bias = saved[3], &keep = saved[4];
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &bias = saved[3];
+    const uint64_t seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
     const bool safe = ctx->saved_data["safe"].toBool();
     const double dropout_p = ctx->saved_data["dropout_p"].toDouble();
     const Geometry g = geometry(q, k, dropout_p, ctx->saved_data["scale"].toDouble());
+    const bool dropout = dropout_p > 0;
+    const uint32_t threshold = keep_threshold(dropout_p);
     const at::Tensor& go = grads[0];
     at::Tensor dq = heads_last_empty(g.B, g.N, g.T, q.size(-1), q.options());
     at::Tensor dk = heads_last_empty(g.B, g.N, g.S, k.size(-1), k.options());
     at::Tensor dv = heads_last_empty(g.B, g.N, g.S, v.size(-1), v.options());
-    for (int64_t b = 0; b < g.B; ++b) {
-      for (int64_t n0 = 0; n0 < g.N; n0 += g.heads_per_block) {
-        const int64_t nc = std::min(g.heads_per_block, g.N - n0);
-        at::Tensor p = block_probs(q, k, bias, safe, g, b, n0, nc);  // the forward's probabilities
-        at::Tensor kc;
-        if (keep.defined()) kc = keep[b].narrow(0, n0, nc);
-        at::Tensor gc = go[b].narrow(0, n0, nc).to(at::kFloat);  // (nc, T, Dv)
-        if (kc.defined()) gc = gc * g.keep_scale;
-        at::Tensor vc = v[b].narrow(0, n0, nc).to(at::kFloat);
-        dv[b].narrow(0, n0, nc).copy_(at::bmm((kc.defined() ? p * kc : p).transpose(1, 2), gc));
-        at::Tensor dp = at::bmm(gc, vc.transpose(1, 2));  // d(probabilities), (nc, T, S)
-        if (kc.defined()) dp.mul_(kc);
-        at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat);  // d(scores)
-        at::Tensor qs = q[b].narrow(0, n0, nc).to(at::kFloat) * g.scale;
-        at::Tensor ks = k[b].narrow(0, n0, nc).to(at::kFloat) * g.scale;
-        dq[b].narrow(0, n0, nc).copy_(at::bmm(ds, ks));
-        dk[b].narrow(0, n0, nc).copy_(at::bmm(ds.transpose(1, 2), qs));
+    for_each_block(g, [&](int64_t b, int64_t n0, int64_t nc) {
+      at::Tensor p = block_probs(q, k, bias, safe, g, b, n0, nc);  // the forward's probabilities
+      at::Tensor gc = go[b].narrow(0, n0, nc).to(at::kFloat);      // (nc, T, Dv)
+      if (dropout) gc = gc * g.keep_scale;
+      at::Tensor vc = v[b].narrow(0, n0, nc).to(at::kFloat);
+      at::Tensor kept = p;  // what multiplied v
+      if (dropout) {
+        kept = at::empty_like(p);
+        apply_keep_block(kept, p, seed, threshold, g, b, n0, nc);
       }
-    }
+      dv[b].narrow(0, n0, nc).copy_(at::bmm(kept.transpose(1, 2), gc));
+      kept.reset();
+      at::Tensor dp = at::bmm(gc, vc.transpose(1, 2));  // d(probabilities), (nc, T, S)
+      if (dropout) apply_keep_block(dp, dp, seed, threshold, g, b, n0, nc);
+      at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat);  // d(scores)
+      at::Tensor qs = q[b].narrow(0, n0, nc).to(at::kFloat) * g.scale;
+      at::Tensor ks = k[b].narrow(0, n0, nc).to(at::kFloat) * g.scale;
+      dq[b].narrow(0, n0, nc).copy_(at::bmm(ds, ks));
+      dk[b].narrow(0, n0, nc).copy_(at::bmm(ds.transpose(1, 2), qs));
+    });
     return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 
  private:
+  // One draw from the default CPU generator (seeded runs and checkpoints reproduce it).
+  static uint64_t draw_seed() {
+    auto* gen = at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    return gen->random64();
+  }
   static Geometry geometry(const at::Tensor& q, const at::Tensor& k, double dropout_p, double scale) {
     Geometry g{q.size(0), q.size(1), q.size(2), k.size(2), 1, scale, 1.0 / (1.0 - dropout_p)};
-    g.heads_per_block = std::clamp<int64_t>(kBlockElements / std::max<int64_t>(1, g.T * g.S), 1, g.N);
+    // At most kBlockElements per block, and at least four blocks per thread when the batch allows.
+    const int64_t by_size = kBlockElements / std::max<int64_t>(1, g.T * g.S);
+    const int64_t by_threads = (g.B * g.N) / (4 * static_cast<int64_t>(at::get_num_threads()));
+    g.heads_per_block = std::clamp<int64_t>(std::min(by_size, by_threads), 1, g.N);
     return g;
   }
 };
@@ -188,6 +263,17 @@ int64_t cpu_memory_efficient_attention_calls() {
 }
 
 namespace detail {
+at::Tensor cpu_attention_keep_mask(uint64_t seed, int64_t B, int64_t N, int64_t T, int64_t S,
+                                   double dropout_p) {
+  const Geometry g{B, N, T, S, 1, 1.0, 1.0};
+  at::Tensor ones = at::ones({T, S}, at::kFloat), kept = at::empty({B, N, T, S}, at::kFloat);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t n = 0; n < N; ++n)
+      apply_keep(kept[b][n].data_ptr<float>(), ones.data_ptr<float>(), T * S, head_key(seed, g, b, n),
+                 keep_threshold(dropout_p));
+  return kept.ne(0);
+}
+
 at::Tensor cpu_attention_kernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
                                 std::optional<double> scale) {

@@ -3,12 +3,12 @@
 // With dropout (every BERT in training mode) torch's CPU SDPA takes its "math" path, which keeps
 // three (B, heads, T, S) fp32 tensors per layer for backward — softmax output, dropout noise and
 // the dropped probabilities — also in bf16/fp16, because that path up-casts (MiniLM, batch 16,
-// sequence 256: 150 MB per layer, half of the step's activations). accel's kernel saves q, k, v
-// as given, one fp32 log-sum-exp per row and the dropout keep-mask as bytes, and recomputes the
-// probabilities in backward, one block of heads at a time (the flash-attention recipe, on the
-// CPU's GEMMs): same math as torch's path (fp32 scores, softmax, dropout, products; the result
-// rounded to the input dtype; rows with every key masked give 0), about 10x less saved memory,
-// a few percent more FLOPs.
+// sequence 256: 150 MB per layer, half of the step's activations). accel's kernel saves only q, k,
+// v as given (and the additive mask) and recomputes the probabilities in backward, one block of
+// heads at a time on each thread (the flash-attention recipe, on the CPU's GEMMs); the dropout
+// keep-mask is a counter-based hash of (seed, head, element), regenerated in backward. Same math
+// as torch's path (fp32 scores, softmax, dropout, products; the result rounded to the input
+// dtype; rows with every key masked give 0), ~10x less saved memory, two more small GEMMs.
 //
 // Contract:
 //  - scaled_dot_product_attention(): at::scaled_dot_product_attention's signature and
@@ -17,8 +17,8 @@
 //    q/k/v requires grad, the mask (bool: true = attend, or additive float) does not, no GQA —
 //    and the kernel is enabled (below); otherwise it calls torch's. Under CPU autocast q/k/v (and
 //    a float mask) are first cast to the autocast dtype, as autocast's policy for SDPA does.
-//    The dropout mask draws from the default CPU generator (so seeds and checkpoints reproduce
-//    it), but not the same stream as torch's dropout.
+//    The dropout mask is seeded from the default CPU generator (so seeds and checkpoints
+//    reproduce it) but is not torch's bernoulli stream; it does not depend on the thread count.
 //  - ACCEL_CPU_ATTENTION=torch (read once) or set_cpu_memory_efficient_attention(false) turns
 //    the kernel off; cpu_memory_efficient_attention_calls() counts its forward calls (tests).
 #pragma once
@@ -48,6 +48,11 @@ namespace detail {
 bool cpu_attention_eligible(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                             const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
                             bool enable_gqa);
+/// The dropout keep-mask (B, N, T, S) the kernel applies for `seed`: a counter-based hash of
+/// (seed, head, element), regenerated in backward rather than stored. Each forward call with
+/// dropout draws its seed with one random64() from the default CPU generator.
+at::Tensor cpu_attention_keep_mask(uint64_t seed, int64_t B, int64_t N, int64_t T, int64_t S,
+                                   double dropout_p);
 /// The kernel itself, no eligibility checks beyond its own (tests call it with dropout_p = 0).
 at::Tensor cpu_attention_kernel(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,

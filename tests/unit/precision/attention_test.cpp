@@ -6,10 +6,12 @@
 #include "accel/precision/autocast.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 #include <torch/autograd.h>
 
 #include <limits>
+#include <mutex>
 
 using namespace accel;
 
@@ -66,6 +68,17 @@ at::Tensor reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   return at::matmul(probs, v);
 }
 
+at::Tensor keep_mask_after_seed(uint64_t seed, int64_t B, int64_t N, int64_t T, int64_t S, double p) {
+  at::manual_seed(seed);
+  auto* gen = at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
+  uint64_t draw = 0;
+  {
+    std::lock_guard<std::mutex> lock(gen->mutex_);
+    draw = gen->random64();
+  }
+  return accel::detail::cpu_attention_keep_mask(draw, B, N, T, S, p);
+}
+
 }  // namespace
 
 TEST(CpuAttention, MatchesTorchWithoutDropout) {
@@ -104,8 +117,8 @@ TEST(CpuAttention, RowsWithEveryKeyMaskedGiveZero) {
 }
 
 TEST(CpuAttention, DropoutMatchesAReferenceWithTheSameKeepMask) {
-  // The kernel draws one bernoulli block per batch row (all heads fit one block at this size)
-  // from the default generator; the reference draws the same blocks after the same seed.
+  // The kernel seeds its keep-mask with one random64() of the default generator; the reference
+  // takes the same draw after the same seed and asks for that mask.
   const double p = 0.3;
   Inputs in = make_inputs(2, 3, 6, 8, 4);
   auto mask = at::rand({2, 1, 1, 8}) > 0.2;
@@ -114,9 +127,7 @@ TEST(CpuAttention, DropoutMatchesAReferenceWithTheSameKeepMask) {
   Result ours = run(in, [&](auto& q, auto& k, auto& v) {
     return accel::scaled_dot_product_attention(q, k, v, mask, p, false, std::nullopt);
   });
-  at::manual_seed(123);
-  auto keep = at::empty({2, 3, 6, 8}, at::kBool);
-  for (int64_t b = 0; b < 2; ++b) keep[b].bernoulli_(1.0 - p);
+  auto keep = keep_mask_after_seed(123, 2, 3, 6, 8, p);
   Result ref = run(in, [&](auto& q, auto& k, auto& v) { return reference(q, k, v, mask, false, keep, p); });
   expect_close(ours, ref, 1e-5);
   // The same seed gives the same result; another seed another mask.
@@ -131,6 +142,19 @@ TEST(CpuAttention, DropoutMatchesAReferenceWithTheSameKeepMask) {
     return accel::scaled_dot_product_attention(q, k, v, mask, p, false, std::nullopt);
   });
   EXPECT_FALSE(at::equal(other.out, ours.out));
+}
+
+TEST(CpuAttention, KeepMaskHasTheRequestedShareAndDiffersPerHeadAndSeed) {
+  auto m = accel::detail::cpu_attention_keep_mask(42, 2, 3, 64, 64, 0.1);
+  EXPECT_NEAR(m.to(at::kFloat).mean().item<double>(), 0.9, 0.005);  // 24,576 draws
+  EXPECT_FALSE(at::equal(m[0][0], m[0][1]));
+  EXPECT_FALSE(at::equal(m[0][0], m[1][0]));
+  EXPECT_FALSE(at::equal(m, accel::detail::cpu_attention_keep_mask(43, 2, 3, 64, 64, 0.1)));
+  EXPECT_TRUE(at::equal(m, accel::detail::cpu_attention_keep_mask(42, 2, 3, 64, 64, 0.1)));
+  // No visible structure: neighbouring elements are as independent as distant ones.
+  auto f = m.to(at::kFloat).reshape({-1});
+  auto a = f.slice(0, 0, -1) - 0.9, b = f.slice(0, 1) - 0.9;
+  EXPECT_LT(std::abs((a * b).mean().item<double>()) / 0.09, 0.03);
 }
 
 TEST(CpuAttention, DropoutKeepsTheExpectedShareAndScale) {
@@ -159,9 +183,7 @@ TEST(CpuAttention, Bf16UnderAutocastComputesInFp32AndReturnsBf16) {
   EXPECT_EQ(ours.out.scalar_type(), at::kBFloat16);
   EXPECT_EQ(ours.gq.scalar_type(), at::kFloat);  // leaf gradients in the leaves' dtype
   // Reference: the same math on the bf16-rounded inputs in fp32, same keep-mask.
-  at::manual_seed(5);
-  auto keep = at::empty({2, 4, 16, 16}, at::kBool);
-  for (int64_t b = 0; b < 2; ++b) keep[b].bernoulli_(1.0 - p);
+  auto keep = keep_mask_after_seed(5, 2, 4, 16, 16, p);
   Inputs rounded{in.q.to(at::kBFloat16).to(at::kFloat), in.k.to(at::kBFloat16).to(at::kFloat),
                  in.v.to(at::kBFloat16).to(at::kFloat), in.go};
   Result ref =
