@@ -1,5 +1,7 @@
 #include "accel/precision/attention.h"
 
+#include "accel/core/hash.h"
+
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -46,16 +48,10 @@ struct Geometry {
 // backward regenerate the same bits and nothing is stored (torch's bernoulli_ also runs one
 // element at a time on one thread; this is a vectorisable loop).
 
-uint64_t mix64(uint64_t z) {  // splitmix64's finaliser
-  z += 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 // The 32-bit key of head (b, n): every head gets its own stream.
 uint32_t head_key(uint64_t seed, const Geometry& g, int64_t b, int64_t n) {
-  return static_cast<uint32_t>(mix64(seed ^ mix64(static_cast<uint64_t>(b * g.N + n))));
+  constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+  return static_cast<uint32_t>(mix64(kGolden + (seed ^ mix64(kGolden + static_cast<uint64_t>(b * g.N + n)))));
 }
 
 // Keep element j of a head when hash(key, j) < threshold: P(keep) = threshold / 2^32.

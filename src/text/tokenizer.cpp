@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "accel/core/hash.h"
 #include "unicode_tables.h"
 
 namespace accel::text {
@@ -26,15 +27,6 @@ inline uint64_t load_u64(const char* p, size_t n) {
   uint64_t v = 0;
   std::memcpy(&v, p, n);
   return v;
-}
-
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
 }
 
 inline uint64_t hash_bytes(const char* p, size_t n) {

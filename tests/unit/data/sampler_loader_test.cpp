@@ -239,11 +239,8 @@ TEST(DataLoader, RestoredPositionSurvivesASaveBeforeTheLoop) {
   // load_state then state() again (a checkpoint taken before iterating) keeps the position,
   // and so does a pending skip_first_batches.
   auto a = index_loader(20, DataLoaderOptions(2));
-  DataLoaderBase::State s;
-  s.epoch = 0;
+  DataLoaderBase::State s = a->state();  // epoch 0, 1 process, batch 2
   s.position = 3;
-  s.world_size = 1;
-  s.batch_size = 2;
   a->load_state(s);
   EXPECT_EQ(a->position(), 3);
   EXPECT_EQ(a->state().position, 3);
