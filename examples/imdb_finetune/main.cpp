@@ -67,7 +67,7 @@ void usage(std::FILE* out) {
                "  --output_dir DIR          save the fine-tuned model there (Hugging Face folder)\n"
                "  --log_with NAMES          trackers: jsonl,csv,tensorboard,all (under --project_dir/logs)\n"
                "  --project_dir DIR         (default .)\n"
-               "  --checkpointing_steps N   save_state every N optimizer steps, under\n"
+               "  --checkpointing_steps N   save_state every N training batches (per process), under\n"
                "                            --project_dir/checkpoints/checkpoint_<i> (atomic)\n"
                "  --checkpoints_total_limit K  keep the newest K checkpoints (default 2)\n"
                "  --resume_from_checkpoint DIR|latest\n"

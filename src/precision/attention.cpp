@@ -41,7 +41,9 @@ struct Geometry {
   int64_t B, N, T, S;
   int64_t heads_per_block;
   double scale;
-  double keep_scale;  // 1 / (1 - dropout_p)
+  bool dropout;             // dropout_p > 0
+  double keep_scale;        // 1 / (1 - dropout_p)
+  uint32_t keep_threshold;  // see keep_threshold()
 };
 
 // ---- dropout keep-mask: a counter-based hash of (seed, head, element), so the forward and the
@@ -59,29 +61,19 @@ uint32_t keep_threshold(double dropout_p) {
   return static_cast<uint32_t>(std::min(4294967295.0, std::floor((1.0 - dropout_p) * 4294967296.0)));
 }
 
-inline uint32_t element_hash(uint32_t key, uint32_t j) {  // murmur3's fmix32 of (j · golden) ^ key
-  uint32_t h = (j * 0x9E3779B9u) ^ key;
-  h ^= h >> 16;
-  h *= 0x85EBCA6Bu;
-  h ^= h >> 13;
-  h *= 0xC2B2AE35u;
-  h ^= h >> 16;
-  return h;
-}
-
 // dst[j] = keep(j) ? src[j] : 0 for the n = T·S elements of one head (dst may be src).
 void apply_keep(float* dst, const float* src, int64_t n, uint32_t key, uint32_t threshold) {
   for (int64_t j = 0; j < n; ++j)
-    dst[j] = element_hash(key, static_cast<uint32_t>(j)) < threshold ? src[j] : 0.0f;
+    dst[j] = mix32((static_cast<uint32_t>(j) * 0x9E3779B9u) ^ key) < threshold ? src[j] : 0.0f;
 }
 
 // apply_keep on every head of a contiguous (nc, T, S) fp32 block of heads [n0, n0 + nc) of row b.
-void apply_keep_block(at::Tensor& dst, const at::Tensor& src, uint64_t seed, uint32_t threshold,
-                      const Geometry& g, int64_t b, int64_t n0, int64_t nc) {
+void apply_keep_block(at::Tensor& dst, const at::Tensor& src, uint64_t seed, const Geometry& g, int64_t b,
+                      int64_t n0, int64_t nc) {
   const int64_t n = g.T * g.S;
   for (int64_t h = 0; h < nc; ++h)
     apply_keep(dst.data_ptr<float>() + h * n, src.data_ptr<float>() + h * n, n, head_key(seed, g, b, n0 + h),
-               threshold);
+               g.keep_threshold);
 }
 
 // True when `mask` broadcasts to `target` (right-aligned, size 1 or equal).
@@ -140,15 +132,13 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
     const at::Tensor bias = bias_opt.value_or(at::Tensor());
     const Geometry g = geometry(q, k, dropout_p, scale);
     at::Tensor out = heads_last_empty(g.B, g.N, g.T, v.size(-1), q.options());
-    const bool dropout = dropout_p > 0;
-    const uint64_t seed = dropout ? draw_seed() : 0;
-    const uint32_t threshold = keep_threshold(dropout_p);
+    const uint64_t seed = g.dropout ? draw_seed() : 0;
     for_each_block(g, [&](int64_t b, int64_t n0, int64_t nc) {
       at::Tensor p = block_probs(q, k, bias, safe, g, b, n0, nc);
       // 1 / (1 - p) goes on v (nc·S·Dv products) rather than on the probabilities (nc·T·S).
       at::Tensor vc = v[b].narrow(0, n0, nc).to(at::kFloat);
-      if (dropout) {
-        apply_keep_block(p, p, seed, threshold, g, b, n0, nc);
+      if (g.dropout) {
+        apply_keep_block(p, p, seed, g, b, n0, nc);
         vc = vc * g.keep_scale;
       }
       out[b].narrow(0, n0, nc).copy_(at::bmm(p, vc));
@@ -170,8 +160,6 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
     const bool safe = ctx->saved_data["safe"].toBool();
     const double dropout_p = ctx->saved_data["dropout_p"].toDouble();
     const Geometry g = geometry(q, k, dropout_p, ctx->saved_data["scale"].toDouble());
-    const bool dropout = dropout_p > 0;
-    const uint32_t threshold = keep_threshold(dropout_p);
     const at::Tensor& go = grads[0];
     at::Tensor dq = heads_last_empty(g.B, g.N, g.T, q.size(-1), q.options());
     at::Tensor dk = heads_last_empty(g.B, g.N, g.S, k.size(-1), k.options());
@@ -179,17 +167,17 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
     for_each_block(g, [&](int64_t b, int64_t n0, int64_t nc) {
       at::Tensor p = block_probs(q, k, bias, safe, g, b, n0, nc);  // the forward's probabilities
       at::Tensor gc = go[b].narrow(0, n0, nc).to(at::kFloat);      // (nc, T, Dv)
-      if (dropout) gc = gc * g.keep_scale;
+      if (g.dropout) gc = gc * g.keep_scale;
       at::Tensor vc = v[b].narrow(0, n0, nc).to(at::kFloat);
       at::Tensor kept = p;  // what multiplied v
-      if (dropout) {
+      if (g.dropout) {
         kept = at::empty_like(p);
-        apply_keep_block(kept, p, seed, threshold, g, b, n0, nc);
+        apply_keep_block(kept, p, seed, g, b, n0, nc);
       }
       dv[b].narrow(0, n0, nc).copy_(at::bmm(kept.transpose(1, 2), gc));
       kept.reset();
       at::Tensor dp = at::bmm(gc, vc.transpose(1, 2));  // d(probabilities), (nc, T, S)
-      if (dropout) apply_keep_block(dp, dp, seed, threshold, g, b, n0, nc);
+      if (g.dropout) apply_keep_block(dp, dp, seed, g, b, n0, nc);
       at::Tensor ds = at::_softmax_backward_data(dp, p, -1, at::kFloat);  // d(scores)
       at::Tensor qs = q[b].narrow(0, n0, nc).to(at::kFloat) * g.scale;
       at::Tensor ks = k[b].narrow(0, n0, nc).to(at::kFloat) * g.scale;
@@ -207,7 +195,15 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
     return gen->random64();
   }
   static Geometry geometry(const at::Tensor& q, const at::Tensor& k, double dropout_p, double scale) {
-    Geometry g{q.size(0), q.size(1), q.size(2), k.size(2), 1, scale, 1.0 / (1.0 - dropout_p)};
+    Geometry g{q.size(0),
+               q.size(1),
+               q.size(2),
+               k.size(2),
+               1,
+               scale,
+               dropout_p > 0,
+               1.0 / (1.0 - dropout_p),
+               keep_threshold(dropout_p)};
     // At most kBlockElements per block, and at least four blocks per thread when the batch allows.
     const int64_t by_size = kBlockElements / std::max<int64_t>(1, g.T * g.S);
     const int64_t by_threads = (g.B * g.N) / (4 * static_cast<int64_t>(at::get_num_threads()));
@@ -220,8 +216,7 @@ class CpuAttention : public torch::autograd::Function<CpuAttention> {
 
 namespace detail {
 bool cpu_attention_eligible(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const std::optional<at::Tensor>& mask, double dropout_p, bool is_causal,
-                            bool enable_gqa) {
+                            const std::optional<at::Tensor>& mask, double dropout_p, bool is_causal) {
   if (!enabled_flag().load() || !(dropout_p > 0.0 && dropout_p < 1.0) || !c10::GradMode::is_enabled())
     return false;
   if (!(q.requires_grad() || k.requires_grad() || v.requires_grad())) return false;
@@ -235,7 +230,6 @@ bool cpu_attention_eligible(const at::Tensor& q, const at::Tensor& k, const at::
     if (k.size(i) != q.size(i) || v.size(i) != q.size(i)) return false;
   if (k.size(-1) != q.size(-1) || v.size(-2) != k.size(-2) || q.size(-2) == 0 || k.size(-2) == 0)
     return false;
-  (void)enable_gqa;  // equal head counts (checked above) make GQA a no-op
   if (mask && mask->defined()) {
     if (is_causal || mask->requires_grad() || !mask->device().is_cpu() || mask->layout() != at::kStrided ||
         !(mask->scalar_type() == at::kBool || mask->is_floating_point()))
@@ -261,12 +255,12 @@ int64_t cpu_memory_efficient_attention_calls() {
 namespace detail {
 at::Tensor cpu_attention_keep_mask(uint64_t seed, int64_t B, int64_t N, int64_t T, int64_t S,
                                    double dropout_p) {
-  const Geometry g{B, N, T, S, 1, 1.0, 1.0};
-  at::Tensor ones = at::ones({T, S}, at::kFloat), kept = at::empty({B, N, T, S}, at::kFloat);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t n = 0; n < N; ++n)
-      apply_keep(kept[b][n].data_ptr<float>(), ones.data_ptr<float>(), T * S, head_key(seed, g, b, n),
-                 keep_threshold(dropout_p));
+  const Geometry g{B, N, T, S, N, 1.0, true, 1.0 / (1.0 - dropout_p), keep_threshold(dropout_p)};
+  at::Tensor kept = at::ones({B, N, T, S}, at::kFloat);
+  for (int64_t b = 0; b < B; ++b) {
+    at::Tensor row = kept[b];
+    apply_keep_block(row, row, seed, g, b, 0, N);
+  }
   return kept.ne(0);
 }
 
@@ -304,9 +298,12 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& query, const at::Tenso
                                         const at::Tensor& value, const std::optional<at::Tensor>& attn_mask,
                                         double dropout_p, bool is_causal, std::optional<double> scale,
                                         bool enable_gqa) {
-  if (!detail::cpu_attention_eligible(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa))
+  // Equal head counts are required below, which makes enable_gqa a no-op for accel's kernel.
+  auto torchs = [&] {
     return at::scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
                                             enable_gqa);
+  };
+  if (!detail::cpu_attention_eligible(query, key, value, attn_mask, dropout_p, is_causal)) return torchs();
   at::Tensor q = query, k = key, v = value;
   std::optional<at::Tensor> mask = attn_mask;
   if (at::autocast::is_autocast_enabled(at::kCPU)) {  // autocast's policy for SDPA: lower precision
@@ -316,9 +313,7 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& query, const at::Tenso
     v = at::autocast::cached_cast(dt, v, c10::DeviceType::CPU);
     mask = at::autocast::cached_cast(dt, mask, c10::DeviceType::CPU);
   }
-  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type())
-    return at::scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal, scale,
-                                            enable_gqa);
+  if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type()) return torchs();
   return detail::cpu_attention_kernel(q, k, v, mask, dropout_p, is_causal, scale);
 }
 

@@ -172,7 +172,7 @@ at::Tensor autocast_sdpa(const at::Tensor& query, const at::Tensor& key, const a
   if (!st.fp32 || q.scalar_type() != st.dt)
     return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, is_causal, scale, enable_gqa);
   ++g_calls;
-  if (detail::cpu_attention_eligible(q, k, v, mask, dropout_p, is_causal, enable_gqa))
+  if (detail::cpu_attention_eligible(q, k, v, mask, dropout_p, is_causal))
     return detail::cpu_attention_kernel(q, k, v, mask, dropout_p, is_causal, scale);
   std::optional<at::Tensor> mask32;
   if (mask && mask->defined()) mask32 = up(*mask);

@@ -16,4 +16,14 @@ inline uint64_t mix64(uint64_t x) {
   return x;
 }
 
+/// murmur3's 32-bit finaliser (fmix32): a bijective 32-bit mixer with full avalanche.
+inline uint32_t mix32(uint32_t h) {
+  h ^= h >> 16;
+  h *= 0x85ebca6bU;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35U;
+  h ^= h >> 16;
+  return h;
+}
+
 }  // namespace accel

@@ -44,10 +44,10 @@ int64_t cpu_memory_efficient_attention_calls();
 
 namespace detail {
 /// Whether scaled_dot_product_attention() would run accel's kernel for these arguments
-/// (before autocast's cast).
+/// (before autocast's cast). q, k and v must have the same head count (so enable_gqa changes
+/// nothing).
 bool cpu_attention_eligible(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal,
-                            bool enable_gqa);
+                            const std::optional<at::Tensor>& attn_mask, double dropout_p, bool is_causal);
 /// The dropout keep-mask (B, N, T, S) the kernel applies for `seed`: a counter-based hash of
 /// (seed, head, element), regenerated in backward rather than stored. Each forward call with
 /// dropout draws its seed with one random64() from the default CPU generator.
