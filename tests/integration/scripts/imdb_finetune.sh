@@ -15,7 +15,8 @@ bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -n "${2:-}" ] && echo "$2" | tail 
 small=(--config bert-tiny --max_train_samples 64 --max_eval_samples 64 --batch_size 4 --max_length 64 --seed 3)
 run() {  # run <name> <precision> args...: 2 processes; output in $work/<name>.log
   local name="$1" precision="$2"; shift 2
-  "$accel" launch --num_processes 2 --mixed_precision "$precision" "$example" "${small[@]}" "$@" \
+  # Port 0: a free port, so this can run beside the other multi-process tests (ctest -j).
+  "$accel" launch --num_processes 2 --main_process_port 0 --mixed_precision "$precision" "$example" "${small[@]}" "$@" \
     > "$work/$name.log" 2>&1
 }
 result() { grep -o 'RESULT accuracy=[0-9.]* seen=[0-9]*' "$work/$1.log"; }
