@@ -20,10 +20,10 @@ double seconds_since(Clock::time_point t) {
 }  // namespace
 
 struct GradientSynchronizer::Bucket {
-  std::vector<size_t> params;   // indices into params_
-  at::Tensor buffer;            // flat, params' dtype and device
-  at::Tensor wire;              // buffer cast for compression (or the buffer itself)
-  size_t pending = 0;           // gradients not yet ready in this backward
+  std::vector<size_t> params;  // indices into params_
+  at::Tensor buffer;           // flat, params' dtype and device
+  at::Tensor wire;             // buffer cast for compression (or the buffer itself)
+  size_t pending = 0;          // gradients not yet ready in this backward
   std::shared_ptr<Work> work;
   Clock::time_point launched;
 };
@@ -32,7 +32,10 @@ struct GradientSynchronizer::Bucket {
 struct GradientSynchronizer::Shared {
   std::mutex mu;
   GradientSynchronizer* owner = nullptr;
-  std::vector<c10::intrusive_ptr<torch::autograd::Node>> accumulators;
+  // The accumulators' handle type: intrusive_ptr in the pinned torch, shared_ptr in older ones (GPU images
+  // may carry an older torch than the one the set-up pins).
+  using NodeHandle = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
+  std::vector<NodeHandle> accumulators;
 };
 
 namespace {
@@ -55,8 +58,7 @@ class ReadyHook : public torch::autograd::FunctionPostHook {
 }  // namespace
 
 GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group,
-                                           std::vector<at::Tensor> params,
-                                           std::vector<std::string> names,
+                                           std::vector<at::Tensor> params, std::vector<std::string> names,
                                            const DDPOptions& options)
     : group_(std::move(group)), options_(options), shared_(std::make_shared<Shared>()) {
   ACCEL_CHECK(group_, "GradientSynchronizer needs a process group.");
@@ -131,7 +133,9 @@ std::vector<int64_t> GradientSynchronizer::bucket_sizes() const {
   return out;
 }
 
-GradientSynchronizer::Stats GradientSynchronizer::stats() const { return stats_; }
+GradientSynchronizer::Stats GradientSynchronizer::stats() const {
+  return stats_;
+}
 
 void GradientSynchronizer::on_grad_ready(size_t k) {
   if (!require_sync_) return;
@@ -191,8 +195,9 @@ void GradientSynchronizer::finalize() {
   if (!unused.empty() && !options_.find_unused_parameters() && !warned_unused_) {
     warned_unused_ = true;
     logger().log(LogLevel::kWarning, LogScope::kAllRanks,
-                 c10::str(unused.size(), " parameter(s) received no gradient in this backward (first: ",
-                          unused.front(), "); they are synchronised as zeros. Set "
+                 c10::str(unused.size(),
+                          " parameter(s) received no gradient in this backward (first: ", unused.front(),
+                          "); they are synchronised as zeros. Set "
                           "DDPOptions::find_unused_parameters(true) to silence this warning."));
   }
   launch_ready_buckets();
