@@ -1,8 +1,8 @@
 // Counting CPU allocator, VmHWM/VmRSS and CUDA caching-allocator statistics (see memory.h).
 #include "accel/bench/memory.h"
 
-#include <c10/core/Allocator.h>
 #include <ATen/Context.h>
+#include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
@@ -164,13 +164,22 @@ std::optional<int64_t> current_rss_bytes() {
   return status_kb("VmRSS");
 }
 
+#if ACCEL_BENCH_HAS_DEVICE_ALLOCATOR_STATS
+namespace {
+// CUDA's caching allocator, set up first: it is created by CUDA's lazy initialisation, and before it
+// every statistics call fails with "Invalid device argument" (seen on an H100 when nothing had
+// touched CUDA yet).
+c10::DeviceAllocator* cuda_allocator() {
+  at::globalContext().lazyInitDevice(c10::DeviceType::CUDA);
+  return c10::getDeviceAllocator(c10::kCUDA);
+}
+}  // namespace
+#endif
+
 std::optional<CudaMemoryStats> cuda_memory_stats(int device_index) {
 #if ACCEL_BENCH_HAS_DEVICE_ALLOCATOR_STATS
   if (!torch::cuda::is_available()) return std::nullopt;
-  // The caching allocator is set up by CUDA's lazy initialisation; before it, every statistics
-  // call fails with "Invalid device argument" (seen on an H100 when nothing had touched CUDA yet).
-  at::globalContext().lazyInitDevice(c10::DeviceType::CUDA);
-  auto* alloc = c10::getDeviceAllocator(c10::kCUDA);
+  auto* alloc = cuda_allocator();
   const auto stats = alloc->getDeviceStats(static_cast<c10::DeviceIndex>(device_index));
   constexpr auto kAll = static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE);
   CudaMemoryStats s;
@@ -187,8 +196,7 @@ std::optional<CudaMemoryStats> cuda_memory_stats(int device_index) {
 void reset_cuda_peak_memory(int device_index) {
 #if ACCEL_BENCH_HAS_DEVICE_ALLOCATOR_STATS
   if (!torch::cuda::is_available()) return;
-  at::globalContext().lazyInitDevice(c10::DeviceType::CUDA);
-  auto* alloc = c10::getDeviceAllocator(c10::kCUDA);
+  auto* alloc = cuda_allocator();
   alloc->emptyCache();
   alloc->resetPeakStats(static_cast<c10::DeviceIndex>(device_index));
 #else
