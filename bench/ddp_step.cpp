@@ -8,7 +8,7 @@
 // Run:   bash bench/ddp_scaling.sh            or, by hand:
 //        OMP_NUM_THREADS=1 build/bin/accel launch --num_processes 2 build/bin/bench_ddp_step --steps 20
 #include <accel/accel.h>
-#include <accel/distributed/grad_sync.h>
+#include <accel/distributed/strategy.h>
 #include <accel/models/bert.h>
 #include <torch/torch.h>
 
@@ -59,9 +59,10 @@ int main(int argc, char** argv) {
     double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     if (s >= warmup) {
       times.push_back(dt);
-      if (auto& sync = model.state()->sync) {
-        exposed.push_back(sync->stats().exposed_wait_s);
-        comm.push_back(sync->stats().launch_to_done_s);
+      if (acc.num_processes() > 1) {
+        const auto stats = model.strategy().comm_stats();
+        exposed.push_back(stats.exposed_wait_s);
+        comm.push_back(stats.total_s);
       }
     }
   }

@@ -276,7 +276,7 @@ int main(int argc, char** argv) {
                                            acc.gradient_accumulation_steps());
     const int64_t total = updates * acc.num_processes();
     auto schedule = std::make_shared<LinearSchedule>(
-        LinearSchedule{&opt->inner(), args.lr, static_cast<int64_t>(args.warmup_ratio * total), total});
+        LinearSchedule{opt.get(), args.lr, static_cast<int64_t>(args.warmup_ratio * total), total});
     schedule->apply();
     auto sched = acc.prepare_scheduler(schedule);
     if (!trackers.empty()) {

@@ -583,6 +583,10 @@ void write_index(const ShardIndex& index, const fs::path& path) {
   write_file_atomic(path, j.dump(2) + "\n");
 }
 
+namespace {
+void remove_leftovers(const fs::path& folder, const std::string& prefix, const std::vector<fs::path>& written);
+}  // namespace
+
 std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& folder,
                                       const SaveCheckpointOptions& options) {
   ACCEL_CHECK(options.max_shard_size() > 0, "save_checkpoint: max_shard_size must be > 0");
@@ -633,7 +637,17 @@ std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& 
     written.push_back(index_path);
   }
 
-  // Remove what an earlier save with this prefix left and this one did not write.
+  remove_leftovers(folder, prefix, written);
+  return written;
+}
+
+namespace {
+
+// Removes what an earlier save with this prefix left in `folder` and this one did not write.
+void remove_leftovers(const fs::path& folder, const std::string& prefix, const std::vector<fs::path>& written) {
+  std::error_code ec;
+  const fs::path single = folder / (prefix + ".safetensors");
+  const fs::path index_path = folder / (prefix + ".safetensors.index.json");
   std::set<fs::path> keep(written.begin(), written.end());
   const std::regex shard_re(std::regex_replace(prefix, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
                             R"(-\d{5}-of-\d{5}\.safetensors)");
@@ -643,6 +657,100 @@ std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& 
     bool ours = std::regex_match(fname, shard_re) || p == single || p == index_path;
     if (ours && keep.count(p) == 0) fs::remove(p, ec);
   }
+}
+
+}  // namespace
+
+std::vector<fs::path> save_checkpoint_streaming(
+    const std::vector<TensorMeta>& layout,
+    const std::function<void(const std::function<void(const std::string&, const at::Tensor&)>&)>& produce,
+    const fs::path& folder, const SaveCheckpointOptions& options) {
+  ACCEL_CHECK(options.max_shard_size() > 0, "save_checkpoint: max_shard_size must be > 0");
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  ACCEL_CHECK(!ec, "cannot create folder '", folder.string(), "': ", ec.message());
+  auto bytes_of = [](const TensorMeta& m) {
+    int64_t n = 1;
+    for (auto d : m.shape) n *= d;
+    return static_cast<uint64_t>(n) * c10::elementSize(m.dtype);
+  };
+  // Shards in arrival order, filled as save_checkpoint fills them.
+  std::vector<std::vector<size_t>> shards;
+  std::vector<size_t> current;
+  uint64_t current_size = 0, total = 0;
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const uint64_t size = bytes_of(layout[i]);
+    total += size;
+    if (current_size + size > options.max_shard_size() && !current.empty()) {
+      shards.push_back(std::move(current));
+      current.clear();
+      current_size = 0;
+    }
+    current.push_back(i);
+    current_size += size;
+  }
+  if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
+  const std::string& prefix = options.prefix();
+  const auto count = static_cast<int64_t>(shards.size());
+  auto file_of = [&](size_t s) {
+    return count == 1 ? folder / (prefix + ".safetensors") : folder / shard_file_name(static_cast<int64_t>(s) + 1, count, prefix);
+  };
+  std::vector<fs::path> written;
+  std::unique_ptr<AtomicWriter> out;
+  size_t shard = 0, pos = 0;  // the next tensor expected: shards[shard][pos]
+  auto open_shard = [&] {
+    std::vector<Planned> planned;
+    uint64_t offset = 0;
+    for (size_t i : shards[shard]) {
+      const TensorMeta& m = layout[i];
+      Planned p{m.name, at::empty(m.shape, at::TensorOptions().dtype(m.dtype).device(at::kMeta)), offset, 0};
+      offset += bytes_of(m);
+      p.end = offset;
+      planned.push_back(std::move(p));
+    }
+    std::string header = length_prefix(0) + header_bytes(planned, options.metadata());
+    uint64_t n = header.size() - 8;
+    std::memcpy(header.data(), &n, 8);
+    out = std::make_unique<AtomicWriter>(file_of(shard));
+    out->write(header.data(), header.size());
+  };
+  auto close_shard = [&] {
+    out->commit();
+    out.reset();
+    written.push_back(file_of(shard));
+    ++shard;
+    pos = 0;
+  };
+  if (!shards[0].empty()) open_shard();
+  ShardIndex index;
+  index.total_size = total;
+  produce([&](const std::string& name, const at::Tensor& t) {
+    ACCEL_CHECK(shard < shards.size(), "save_checkpoint_streaming: tensor '", name, "' arrived after the last one.");
+    const TensorMeta& m = layout[shards[shard][pos]];
+    ACCEL_CHECK(name == m.name && t.scalar_type() == m.dtype && t.sizes().vec() == m.shape,
+                "save_checkpoint_streaming: expected '", m.name, "' (", m.dtype, " ", c10::IntArrayRef(m.shape),
+                ") next, got '", name, "' (", t.scalar_type(), " ", t.sizes(), ").");
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    if (c.numel() > 0) out->write(c.data_ptr(), c.numel() * c.element_size());
+    index.weight_map[name] = file_of(shard).filename().string();
+    if (++pos == shards[shard].size()) {
+      close_shard();
+      if (shard < shards.size()) open_shard();
+    }
+  });
+  ACCEL_CHECK(shard == shards.size() || (shards.size() == 1 && shards[0].empty()),
+              "save_checkpoint_streaming: only ", index.weight_map.size(), " of ", layout.size(),
+              " tensors arrived.");
+  if (shards.size() == 1 && shards[0].empty()) {
+    save_file({}, file_of(0), options.metadata());
+    written.push_back(file_of(0));
+  }
+  if (count > 1) {
+    const fs::path index_path = folder / (prefix + ".safetensors.index.json");
+    write_index(index, index_path);
+    written.push_back(index_path);
+  }
+  remove_leftovers(folder, prefix, written);
   return written;
 }
 

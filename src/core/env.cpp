@@ -138,6 +138,15 @@ ProcessEnv read_process_env(const EnvMap& env) {
   if (auto v = first_of(env, {"ACCEL_LOG_LEVEL", "ACCELERATE_LOG_LEVEL"})) {
     pe.log_level = lower(v->second);
   }
+  if (auto v = get(env, "GLOO_SOCKET_IFNAME")) pe.gloo_socket_ifname = *v;
+  if (auto v = get(env, "ACCEL_FAULT_SAVE")) pe.fault_save = *v;
+  for (const auto& [k, v] : env) {
+    if (v.empty()) continue;
+    if (k == "ACCELERATE_USE_FSDP" || k.rfind("FSDP_", 0) == 0 || k == "ACCELERATE_USE_DEEPSPEED" ||
+        k.rfind("ACCELERATE_DEEPSPEED_", 0) == 0 || k == "ACCELERATE_GRADIENT_CLIPPING") {
+      pe.sharding[k] = v;
+    }
+  }
   return pe;
 }
 

@@ -110,13 +110,14 @@ Batches DataLoaderBase::begin_epoch() {
   skip_ = 0;
   end_of_dataloader_ = false;
   in_iteration_ = true;
-  if (hook_) hook_(this, true);
+  if (hook_) hook_(this, Event::kBegin);
   return Batches(mine.begin() + skip, mine.end());
 }
 
 void DataLoaderBase::on_yield(bool last) {
   ++position_;
   end_of_dataloader_ = last;
+  if (hook_) hook_(this, Event::kBatch);
 }
 
 void DataLoaderBase::on_end(bool completed) {
@@ -126,7 +127,7 @@ void DataLoaderBase::on_end(bool completed) {
     ++epoch_;
     position_ = 0;
   }
-  if (hook_) hook_(this, false);
+  if (hook_) hook_(this, Event::kEnd);
 }
 
 std::shared_ptr<DataLoader<std::vector<at::Tensor>>> make_tensor_loader(std::vector<at::Tensor> tensors,

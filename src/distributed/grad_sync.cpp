@@ -4,9 +4,6 @@
 #include "accel/core/logging.h"
 
 #include <ATen/ATen.h>
-#include <torch/csrc/autograd/engine.h>
-#include <torch/csrc/autograd/function_hook.h>
-#include <torch/csrc/autograd/variable.h>
 
 #include <chrono>
 
@@ -28,39 +25,9 @@ struct GradientSynchronizer::Bucket {
   Clock::time_point launched;
 };
 
-// Lives as long as any hook; lets hooks outlive the synchronizer safely.
-struct GradientSynchronizer::Shared {
-  std::mutex mu;
-  GradientSynchronizer* owner = nullptr;
-  // The accumulators' handle type: intrusive_ptr in the pinned torch, shared_ptr in older ones (GPU images
-  // may carry an older torch than the one the set-up pins).
-  using NodeHandle = decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()));
-  std::vector<NodeHandle> accumulators;
-};
-
-namespace {
-
-class ReadyHook : public torch::autograd::FunctionPostHook {
- public:
-  ReadyHook(std::weak_ptr<void> shared, std::function<void()> fn)
-      : shared_(std::move(shared)), fn_(std::move(fn)) {}
-  torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
-                                            const torch::autograd::variable_list&) override {
-    if (auto alive = shared_.lock()) fn_();
-    return outputs;
-  }
-
- private:
-  std::weak_ptr<void> shared_;
-  std::function<void()> fn_;
-};
-
-}  // namespace
-
-GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group,
-                                           std::vector<at::Tensor> params, std::vector<std::string> names,
-                                           const DDPOptions& options)
-    : group_(std::move(group)), options_(options), shared_(std::make_shared<Shared>()) {
+GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group, std::vector<at::Tensor> params,
+                                           std::vector<std::string> names, const DDPOptions& options)
+    : group_(std::move(group)), options_(options) {
   ACCEL_CHECK(group_, "GradientSynchronizer needs a process group.");
   for (size_t i = 0; i < params.size(); ++i) {
     if (!params[i].requires_grad()) continue;
@@ -69,29 +36,13 @@ GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group,
     params_.push_back(params[i]);
     names_.push_back(i < names.size() ? names[i] : c10::str("parameter ", i));
   }
-  // Buckets in reverse registration order (gradients arrive roughly in that order).
   const double mb = 1024.0 * 1024.0;
   slot_.resize(params_.size());
-  Bucket cur;
-  int64_t cur_bytes = 0;
-  auto flush = [&] {
-    if (cur.params.empty()) return;
-    buckets_.push_back(std::move(cur));
-    cur = Bucket();
-    cur_bytes = 0;
-  };
-  for (size_t k = params_.size(); k-- > 0;) {
-    const at::Tensor& p = params_[k];
-    if (!cur.params.empty()) {
-      const at::Tensor& first = params_[cur.params.front()];
-      if (first.scalar_type() != p.scalar_type() || first.device() != p.device()) flush();
-    }
-    const double cap = (buckets_.empty() ? options_.first_bucket_cap_mb() : options_.bucket_cap_mb()) * mb;
-    cur.params.push_back(k);
-    cur_bytes += p.numel() * static_cast<int64_t>(p.element_size());
-    if (static_cast<double>(cur_bytes) >= cap) flush();
+  for (auto& plan : plan_buckets(params_, options_.first_bucket_cap_mb() * mb, options_.bucket_cap_mb() * mb)) {
+    Bucket bucket;
+    bucket.params = std::move(plan);
+    buckets_.push_back(std::move(bucket));
   }
-  flush();
   for (size_t b = 0; b < buckets_.size(); ++b) {
     auto& bucket = buckets_[b];
     int64_t offset = 0;
@@ -109,22 +60,16 @@ GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group,
       bucket.wire = bucket.buffer;
     }
   }
-  ready_.assign(params_.size(), 0);
-  // Hooks on each parameter's gradient accumulator.
-  shared_->owner = this;
-  std::weak_ptr<void> weak = shared_;
-  for (size_t k = 0; k < params_.size(); ++k) {
-    auto acc = torch::autograd::impl::grad_accumulator(params_[k]);
-    ACCEL_INTERNAL_ASSERT(acc, "no gradient accumulator for ", names_[k]);
-    acc->add_post_hook(std::make_unique<ReadyHook>(weak, [this, k] { on_grad_ready(k); }));
-    shared_->accumulators.push_back(acc);
-  }
+  pending_.assign(params_.size(), 0);
+  hooks_ = std::make_unique<GradReadyHooks>(
+      params_, [this](size_t k) { on_grad_ready(k); }, [this] { on_backward_end(); });
 }
 
-GradientSynchronizer::~GradientSynchronizer() {
-  // Hooks hold a weak reference to shared_; once it is gone they do nothing.
-  std::lock_guard<std::mutex> g(mu_);
-  shared_.reset();
+GradientSynchronizer::~GradientSynchronizer() = default;
+
+void GradientSynchronizer::set_mode(bool communicate, bool optimizer_steps) {
+  communicate_ = communicate;
+  optimizer_steps_ = optimizer_steps;
 }
 
 std::vector<int64_t> GradientSynchronizer::bucket_sizes() const {
@@ -137,30 +82,41 @@ GradientSynchronizer::Stats GradientSynchronizer::stats() const {
   return stats_;
 }
 
-void GradientSynchronizer::on_grad_ready(size_t k) {
-  if (!require_sync_) return;
-  std::lock_guard<std::mutex> g(mu_);
-  if (!in_backward_) {
-    in_backward_ = true;
-    next_launch_ = 0;
-    std::fill(ready_.begin(), ready_.end(), 0);
-    for (auto& b : buckets_) b.pending = b.params.size();
-    std::weak_ptr<void> weak = shared_;
-    torch::autograd::Engine::get_default_engine().queue_callback([this, weak] {
-      if (auto alive = weak.lock()) finalize();
-    });
-  }
-  if (ready_[k]) return;  // a parameter used twice fires once per accumulation
-  ready_[k] = 1;
+at::Tensor GradientSynchronizer::slot(size_t k) const {
   auto [b, offset] = slot_[k];
-  const at::Tensor& grad = params_[k].grad();
-  at::Tensor dst = buckets_[b].buffer.narrow(0, offset, params_[k].numel());
-  if (grad.defined()) {
-    dst.copy_(grad.reshape({-1}));
-  } else {
+  return buckets_[b].buffer.narrow(0, offset, params_[k].numel());
+}
+
+void GradientSynchronizer::on_grad_ready(size_t k) {
+  if (!started_) {
+    started_ = true;
+    bw_communicate_ = communicate_;
+    bw_optimizer_steps_ = optimizer_steps_;
+    next_launch_ = 0;
+    for (auto& b : buckets_) b.pending = b.params.size();
+  }
+  at::Tensor dst = slot(k);
+  at::Tensor& grad = params_[k].mutable_grad();
+  // After a synchronised step `.grad` is a view of its slot; autograd then accumulated into it
+  // in place and the slot already holds everything.
+  const bool aliased = grad.defined() && grad.data_ptr() == dst.data_ptr();
+  if (grad.defined() && !aliased) {
+    if (pending_[k]) {
+      dst.add_(grad.reshape({-1}));
+    } else {
+      dst.copy_(grad.reshape({-1}));
+    }
+  } else if (!grad.defined() && !pending_[k]) {
     dst.zero_();
   }
-  if (--buckets_[b].pending == 0) launch_ready_buckets();
+  if (!bw_communicate_) {
+    // Nothing to send: this backward's gradients stay in the slot (`.grad` shows them).
+    pending_[k] = 1;
+    grad = alias_of(buckets_[slot_[k].first].buffer, slot_[k].second, params_[k].sizes());
+    return;
+  }
+  pending_[k] = 0;
+  if (--buckets_[slot_[k].first].pending == 0) launch_ready_buckets();
 }
 
 void GradientSynchronizer::launch_ready_buckets() {
@@ -179,48 +135,48 @@ void GradientSynchronizer::launch(size_t b) {
   bucket.work = group_->all_reduce_async(bucket.wire, ReduceOp::kSum);
 }
 
-void GradientSynchronizer::finalize() {
-  std::lock_guard<std::mutex> g(mu_);
-  if (!in_backward_) return;
-  // Parameters that got no gradient in this backward take part with zeros, so every rank
-  // launches the same buckets in the same order.
-  std::vector<std::string> unused;
-  for (size_t k = 0; k < params_.size(); ++k) {
-    if (ready_[k]) continue;
-    unused.push_back(names_[k]);
-    auto [b, offset] = slot_[k];
-    buckets_[b].buffer.narrow(0, offset, params_[k].numel()).zero_();
-    --buckets_[b].pending;
-  }
-  if (!unused.empty() && !options_.find_unused_parameters() && !warned_unused_) {
-    warned_unused_ = true;
-    logger().log(LogLevel::kWarning, LogScope::kAllRanks,
-                 c10::str(unused.size(),
-                          " parameter(s) received no gradient in this backward (first: ", unused.front(),
-                          "); they are synchronised as zeros. Set "
-                          "DDPOptions::find_unused_parameters(true) to silence this warning."));
-  }
-  launch_ready_buckets();
-  auto wait_start = Clock::now();
-  for (auto& bucket : buckets_) {
-    bucket.work->wait();
-    if (!bucket.wire.is_same(bucket.buffer)) bucket.buffer.copy_(bucket.wire);
-  }
-  stats_.exposed_wait_s = seconds_since(wait_start);
-  stats_.launch_to_done_s = buckets_.empty() ? 0.0 : seconds_since(buckets_.front().launched);
-  ++stats_.syncs;
-  for (size_t k = 0; k < params_.size(); ++k) {
-    auto [b, offset] = slot_[k];
-    at::Tensor avg = buckets_[b].buffer.narrow(0, offset, params_[k].numel()).view(params_[k].sizes());
-    at::Tensor& grad = params_[k].mutable_grad();
-    if (grad.defined()) {
-      grad.copy_(avg);
-    } else {
-      grad = avg.clone();
+void GradientSynchronizer::on_backward_end() {
+  started_ = false;
+  if (bw_communicate_) {
+    // Parameters that got no gradient in this backward take part with what their slot holds
+    // (zeros, or gradients set aside earlier), so every rank launches the same buckets in the
+    // same order.
+    std::vector<std::string> unused;
+    for (size_t k = 0; k < params_.size(); ++k) {
+      if (hooks_->fired(k)) continue;
+      unused.push_back(names_[k]);
+      if (!pending_[k]) slot(k).zero_();
+      pending_[k] = 0;
+      --buckets_[slot_[k].first].pending;
     }
+    if (!unused.empty() && !options_.find_unused_parameters() && !warned_unused_) {
+      warned_unused_ = true;
+      logger().log(LogLevel::kWarning, LogScope::kAllRanks,
+                   c10::str(unused.size(),
+                            " parameter(s) received no gradient in this backward (first: ", unused.front(),
+                            "); they are synchronised as zeros. Set "
+                            "DDPOptions::find_unused_parameters(true) to silence this warning."));
+    }
+    launch_ready_buckets();
+    auto wait_start = Clock::now();
+    for (auto& bucket : buckets_) {
+      bucket.work->wait();
+      if (!bucket.wire.is_same(bucket.buffer)) bucket.buffer.copy_(bucket.wire);
+    }
+    stats_.exposed_wait_s = seconds_since(wait_start);
+    stats_.launch_to_done_s = buckets_.empty() ? 0.0 : seconds_since(buckets_.front().launched);
+    ++stats_.syncs;
+    for (auto& bucket : buckets_) bucket.work.reset();
   }
-  for (auto& bucket : buckets_) bucket.work.reset();
-  in_backward_ = false;
+  for (size_t k = 0; k < params_.size(); ++k) {
+    at::Tensor& grad = params_[k].mutable_grad();
+    if (!bw_communicate_ && !hooks_->fired(k) && !pending_[k]) continue;
+    auto [b, offset] = slot_[k];
+    grad = alias_of(buckets_[b].buffer, offset, params_[k].sizes());
+    // When the optimizer does not step after this backward the slot keeps counting as set aside,
+    // so that a zero_grad() before the next backward (which drops `.grad`) loses nothing.
+    pending_[k] = bw_optimizer_steps_ ? 0 : 1;
+  }
 }
 
 }  // namespace accel::distributed

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -26,6 +27,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -91,14 +93,18 @@ std::string local_address_towards(const std::string& host, int port) {
 // network never delays this process's exit.)
 class Heartbeat {
  public:
-  Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, int world, std::chrono::milliseconds period)
+  // `prefix` keeps the keys of different groups apart; `global_ranks[r]` names group rank r.
+  Heartbeat(c10::intrusive_ptr<c10d::Store> store, int rank, int world, std::chrono::milliseconds period,
+            std::string prefix, std::vector<int> global_ranks)
       : shared_(std::make_shared<Shared>()),
         store_(std::move(store)),
         rank_(rank),
         world_(world),
-        period_(period) {
+        period_(period),
+        prefix_(std::move(prefix)),
+        global_ranks_(std::move(global_ranks)) {
     if (period_.count() <= 0) return;
-    std::thread([s = shared_, store = store_, rank, period] { loop(s, store, rank, period); }).detach();
+    std::thread([s = shared_, store = store_, key = key_of(rank), period] { loop(s, store, key, period); }).detach();
   }
   ~Heartbeat() {
     {
@@ -139,8 +145,9 @@ class Heartbeat {
       for (int r = 0; r < world_ && named < 8; ++r) {
         if (r == rank_) continue;
         const std::string key = key_of(r);
+        const int g = global_ranks_.empty() ? r : global_ranks_[r];
         if (!store_->check({key})) {
-          out += c10::str("\nrank ", r, " never sent a heartbeat (it may not have started).");
+          out += c10::str("\nrank ", g, " never sent a heartbeat (it may not have started).");
           ++named;
           continue;
         }
@@ -152,12 +159,12 @@ class Heartbeat {
         std::snprintf(age, sizeof(age), "%.1f", (now - their_ms) / 1000.0);
         const bool silent = now - their_ms > 3 * period_.count() + 1000;
         if (silent) {
-          out += c10::str("\nrank ", r, " is silent: its last heartbeat was ", age, " s ago, at collective #",
+          out += c10::str("\nrank ", g, " is silent: its last heartbeat was ", age, " s ago, at collective #",
                           their_seq, " (exited, killed, frozen or cut off).");
           ++named;
         } else if (their_seq < seq) {
           out +=
-              c10::str("\nrank ", r, " has not reached collective #", seq, ": it is alive (heartbeat ", age,
+              c10::str("\nrank ", g, " has not reached collective #", seq, ": it is alive (heartbeat ", age,
                        " s ago) but still at #", their_seq, ", so it is busy or stuck outside collectives.");
           ++named;
         }
@@ -176,16 +183,15 @@ class Heartbeat {
     std::atomic<int64_t> launched{0};
   };
 
-  static std::string key_of(int rank) { return "accel/heartbeat/" + std::to_string(rank); }
+  std::string key_of(int rank) const { return "accel/heartbeat/" + prefix_ + std::to_string(rank); }
   static int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
 
-  static void loop(std::shared_ptr<Shared> s, c10::intrusive_ptr<c10d::Store> store, int rank,
+  static void loop(std::shared_ptr<Shared> s, c10::intrusive_ptr<c10d::Store> store, std::string key,
                    std::chrono::milliseconds period) {
-    const std::string key = key_of(rank);
     std::unique_lock<std::mutex> lock(s->m);
     while (!s->stop) {
       const std::string v = std::to_string(s->launched.load()) + " " + std::to_string(now_ms());
@@ -205,18 +211,21 @@ class Heartbeat {
   int rank_;
   int world_;
   std::chrono::milliseconds period_;
+  std::string prefix_;
+  std::vector<int> global_ranks_;
 };
 
 class C10dWork : public Work {
  public:
   C10dWork(c10::intrusive_ptr<c10d::Work> work, std::string op, int rank, std::chrono::milliseconds timeout,
-           std::shared_ptr<const Heartbeat> heartbeat, int64_t seq)
+           std::shared_ptr<const Heartbeat> heartbeat, int64_t seq, std::string group)
       : work_(std::move(work)),
         op_(std::move(op)),
         rank_(rank),
         timeout_(timeout),
         heartbeat_(std::move(heartbeat)),
-        seq_(seq) {}
+        seq_(seq),
+        group_(std::move(group)) {}
 
   void wait() override {
     try {
@@ -227,7 +236,7 @@ class C10dWork : public Work {
       // recv ..."); say it one way.
       const bool timed_out = cause.find("imed out") != std::string::npos;
       throw DistributedError(c10::str(
-          "[rank ", rank_, "] collective '", op_, "' (#", seq_, ") ",
+          "[rank ", rank_, "] collective '", op_, "' (#", seq_, group_.empty() ? "" : " in group " + group_, ") ",
           timed_out ? c10::str("timed out after ", timeout_.count() / 1000.0, " s") : std::string("failed"),
           ": ", cause,
           heartbeat_ ? Heartbeat::diagnose_within(heartbeat_, seq_, std::chrono::seconds(3)) : std::string(),
@@ -244,22 +253,35 @@ class C10dWork : public Work {
   std::chrono::milliseconds timeout_;
   std::shared_ptr<const Heartbeat> heartbeat_;
   int64_t seq_;
+  std::string group_;
 };
+
+// Makes the backend of a (sub)group over a (prefixed) store.
+using BackendFactory = std::function<c10::intrusive_ptr<c10d::Backend>(c10::intrusive_ptr<c10d::Store>, int rank,
+                                                                       int size)>;
 
 class C10dProcessGroup : public ProcessGroup {
  public:
+  // `group` names a subgroup ("" for the world); `global_ranks[r]` is group rank r's world rank.
   C10dProcessGroup(c10::intrusive_ptr<c10d::Store> store, c10::intrusive_ptr<c10d::Backend> backend,
                    std::string name, int rank, int world, std::chrono::milliseconds timeout,
-                   std::chrono::milliseconds heartbeat_period)
+                   std::chrono::milliseconds heartbeat_period, BackendFactory factory, std::string group,
+                   std::vector<int> global_ranks)
       : store_(std::move(store)),
         backend_(std::move(backend)),
         name_(std::move(name)),
         rank_(rank),
         world_(world),
         timeout_(timeout),
-        heartbeat_(std::make_shared<Heartbeat>(store_, rank, world, heartbeat_period)) {}
+        heartbeat_period_(heartbeat_period),
+        factory_(std::move(factory)),
+        group_(std::move(group)),
+        global_ranks_(std::move(global_ranks)),
+        heartbeat_(std::make_shared<Heartbeat>(store_, rank, world, heartbeat_period,
+                                               group_.empty() ? "" : group_ + "/", global_ranks_)) {}
 
   int rank() const override { return rank_; }
+  int global_rank(int r) const override { return global_ranks_.empty() ? r : global_ranks_.at(r); }
   int world_size() const override { return world_; }
   std::string backend_name() const override { return name_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
@@ -292,6 +314,54 @@ class C10dProcessGroup : public ProcessGroup {
     run("broadcast", [&] { return backend_->broadcast(ts, o); })->wait();
   }
 
+  std::shared_ptr<Work> all_gather_into_async(at::Tensor& output, const at::Tensor& input) override {
+    ACCEL_CHECK(output.is_contiguous() && input.is_contiguous() && output.numel() == input.numel() * world_,
+                "all_gather_into: output must be contiguous with world_size x input elements (", output.numel(),
+                " vs ", world_, " x ", input.numel(), ").");
+    at::Tensor in = input;
+    c10d::AllgatherOptions o;
+    o.timeout = timeout_;
+    return run("all_gather_into", [&] { return backend_->_allgather_base(output, in, o); });
+  }
+
+  std::shared_ptr<Work> reduce_scatter_async(at::Tensor& output, const at::Tensor& input, ReduceOp op) override {
+    ACCEL_CHECK(output.is_contiguous() && input.is_contiguous() && input.numel() == output.numel() * world_,
+                "reduce_scatter: input must be contiguous with world_size x output elements (", input.numel(),
+                " vs ", world_, " x ", output.numel(), ").");
+    at::Tensor in = input;
+    c10d::ReduceScatterOptions o;
+    o.reduceOp = to_c10d(op);
+    o.timeout = timeout_;
+    return run("reduce_scatter", [&] { return backend_->_reduce_scatter_base(output, in, o); });
+  }
+
+  std::shared_ptr<ProcessGroup> new_subgroup(const std::vector<int>& ranks, const std::string& name) override {
+    ACCEL_CHECK(!ranks.empty() && std::is_sorted(ranks.begin(), ranks.end()) &&
+                    std::adjacent_find(ranks.begin(), ranks.end()) == ranks.end() && ranks.front() >= 0 &&
+                    ranks.back() < world_,
+                "new_subgroup '", name, "': ranks must be distinct, ascending and in [0, ", world_, ").");
+    auto me = std::find(ranks.begin(), ranks.end(), rank_);
+    ACCEL_CHECK(me != ranks.end(), "new_subgroup '", name, "': rank ", rank_, " is not a member.");
+    const int sub_rank = static_cast<int>(me - ranks.begin());
+    const int sub_size = static_cast<int>(ranks.size());
+    const std::string full = group_.empty() ? name : group_ + "." + name;
+    std::vector<int> globals;
+    for (int r : ranks) globals.push_back(global_rank(r));
+    c10::intrusive_ptr<c10d::Backend> backend;
+    try {
+      auto prefixed = c10::make_intrusive<c10d::PrefixStore>("accel/group/" + full, store_);
+      backend = factory_(prefixed, sub_rank, sub_size);
+    } catch (const accel::Error&) {
+      throw;
+    } catch (const std::exception&) {
+      throw DistributedError(c10::str("[rank ", global_rank(rank_), "] connecting process group '", full,
+                                      "' failed: ", what_of(std::current_exception()),
+                                      "\nHINT: a member rank may have died or not reached the same step."));
+    }
+    return std::make_shared<C10dProcessGroup>(store_, backend, name_, sub_rank, sub_size, timeout_,
+                                              heartbeat_period_, factory_, full, std::move(globals));
+  }
+
   void barrier() override {
     // A tiny all-reduce is a barrier with the group's timeout on every backend.
     at::Tensor t = at::zeros({1}, at::TensorOptions().dtype(at::kFloat).device(device()));
@@ -307,9 +377,9 @@ class C10dProcessGroup : public ProcessGroup {
   std::shared_ptr<Work> run(const char* op, F&& launch) {
     try {
       const int64_t seq = heartbeat_->launch();
-      return std::make_shared<C10dWork>(launch(), op, rank_, timeout_, heartbeat_, seq);
+      return std::make_shared<C10dWork>(launch(), op, global_rank(rank_), timeout_, heartbeat_, seq, group_);
     } catch (const std::exception&) {
-      throw DistributedError(c10::str("[rank ", rank_, "] collective '", op,
+      throw DistributedError(c10::str("[rank ", global_rank(rank_), "] collective '", op,
                                       "' could not start: ", what_of(std::current_exception())));
     }
   }
@@ -320,6 +390,10 @@ class C10dProcessGroup : public ProcessGroup {
   int rank_;
   int world_;
   std::chrono::milliseconds timeout_;
+  std::chrono::milliseconds heartbeat_period_;
+  BackendFactory factory_;
+  std::string group_;
+  std::vector<int> global_ranks_;
   std::shared_ptr<Heartbeat> heartbeat_;
 };
 
@@ -462,44 +536,49 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
   wait_for_all_ranks(*store, state, options.timeout);
   auto prefixed = c10::make_intrusive<c10d::PrefixStore>("accel/default_pg", store);
 
+  BackendFactory factory;
+  if (backend == "gloo") {
+#ifdef ACCEL_HAS_GLOO
+    auto o = c10d::ProcessGroupGloo::Options::create();
+    o->timeout = options.timeout;
+    // Single machine: loopback; several: the address that routes to the master.
+    if (state.num_nodes == 1) {
+      o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    } else if (!options.gloo_socket_ifname.empty()) {
+      o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(options.gloo_socket_ifname));
+    } else if (std::string local = local_address_towards(state.master_addr, state.master_port); !local.empty()) {
+      // The interface that reaches the master reaches the other machines too.
+      o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
+    } else {
+      o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    o->threads = 2;
+    factory = [o](c10::intrusive_ptr<c10d::Store> st, int r, int n) -> c10::intrusive_ptr<c10d::Backend> {
+      return c10::make_intrusive<c10d::ProcessGroupGloo>(st, r, n, o);
+    };
+#else
+    ACCEL_CHECK(false,
+                "this build of accel has no Gloo (libgloo-dev headers were missing at "
+                "build time). HINT: install libgloo-dev and rebuild.");
+#endif
+  } else if (backend == "nccl") {
+#ifdef ACCEL_HAS_NCCL
+    auto o = c10d::ProcessGroupNCCL::Options::create();
+    o->timeout = options.timeout;
+    factory = [o](c10::intrusive_ptr<c10d::Store> st, int r, int n) -> c10::intrusive_ptr<c10d::Backend> {
+      return c10::make_intrusive<c10d::ProcessGroupNCCL>(st, r, n, o);
+    };
+#else
+    ACCEL_CHECK(false,
+                "backend 'nccl' requested but this build of accel has no CUDA/NCCL. "
+                "HINT: use backend 'gloo' or build against a CUDA libtorch.");
+#endif
+  } else {
+    ACCEL_CHECK(false, "unknown process group backend '", backend, "'; accepted: auto, gloo, nccl.");
+  }
   c10::intrusive_ptr<c10d::Backend> pg;
   try {
-    if (backend == "gloo") {
-#ifdef ACCEL_HAS_GLOO
-      auto o = c10d::ProcessGroupGloo::Options::create();
-      o->timeout = options.timeout;
-      // Single machine: loopback; several: the address that routes to the master.
-      if (state.num_nodes == 1) {
-        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-      } else if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
-        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
-      } else if (std::string local = local_address_towards(state.master_addr, state.master_port);
-                 !local.empty()) {
-        // The interface that reaches the master reaches the other machines too.
-        o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
-      } else {
-        o->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      }
-      o->threads = 2;
-      pg = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, rank, world, o);
-#else
-      ACCEL_CHECK(false,
-                  "this build of accel has no Gloo (libgloo-dev headers were missing at "
-                  "build time). HINT: install libgloo-dev and rebuild.");
-#endif
-    } else if (backend == "nccl") {
-#ifdef ACCEL_HAS_NCCL
-      auto o = c10d::ProcessGroupNCCL::Options::create();
-      o->timeout = options.timeout;
-      pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, rank, world, o);
-#else
-      ACCEL_CHECK(false,
-                  "backend 'nccl' requested but this build of accel has no CUDA/NCCL. "
-                  "HINT: use backend 'gloo' or build against a CUDA libtorch.");
-#endif
-    } else {
-      ACCEL_CHECK(false, "unknown process group backend '", backend, "'; accepted: auto, gloo, nccl.");
-    }
+    pg = factory(prefixed, rank, world);
   } catch (const accel::Error&) {
     throw;
   } catch (const std::exception&) {
@@ -507,8 +586,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
                                     " process group failed: ", what_of(std::current_exception()),
                                     "\nHINT: a rank may have died during start-up."));
   }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout,
-                                            options.heartbeat);
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout, options.heartbeat,
+                                            std::move(factory), "", std::vector<int>{});
 }
 
 }  // namespace accel::distributed

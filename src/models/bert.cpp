@@ -2,6 +2,7 @@
 // named_parameters() equals transformers' state_dict keys. B = batch, T = tokens, H = hidden,
 // N = heads, D = head_dim, I = intermediate size, L = labels.
 #include "accel/core/error.h"
+#include "accel/distributed/unit.h"
 #include "accel/models/bert.h"
 #include "accel/precision/attention.h"
 
@@ -51,6 +52,17 @@ BertEmbeddingsImpl::BertEmbeddingsImpl(const BertConfig& c) {
 
 torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                           const torch::Tensor& position_ids) {
+  // A unit of sharding and activation checkpointing (accel/distributed/unit.h).
+  return accel::unit_forward(
+      *this,
+      [this](const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& positions) {
+        return embed(ids, types, positions);
+      },
+      input_ids, token_type_ids, position_ids);
+}
+
+torch::Tensor BertEmbeddingsImpl::embed(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                        const torch::Tensor& position_ids) {
   ACCEL_CHECK(input_ids.dim() == 2, "BERT input_ids must be (batch, tokens), got ", input_ids.sizes());
   const int64_t T = input_ids.size(1);
   const int64_t max_pos = position_embeddings->weight.size(0);
@@ -149,9 +161,15 @@ BertLayerImpl::BertLayerImpl(const BertConfig& c) {
 }
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
-  torch::Tensor a = attention(hidden, mask);  // (B, T, H)
-  torch::Tensor i = intermediate(a);          // (B, T, I)
-  return output(i, a);                        // (B, T, H)
+  // A unit of sharding and activation checkpointing (accel/distributed/unit.h).
+  return accel::unit_forward(
+      *this,
+      [this](const torch::Tensor& h, const torch::Tensor& m) {
+        torch::Tensor a = attention(h, m);  // (B, T, H)
+        torch::Tensor i = intermediate(a);  // (B, T, I)
+        return output(i, a);                // (B, T, H)
+      },
+      hidden, mask);
 }
 
 BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {

@@ -1,17 +1,22 @@
 #include "accel/accelerator.h"
 
-#include "accel/distributed/grad_sync.h"
+#include "accel/distributed/mesh.h"
+#include "accel/distributed/strategy.h"
 #include "accel/precision/cpu_compute.h"
 
 #include <ATen/ATen.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/function.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/utils.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <limits>
+#include <unordered_set>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -59,6 +64,18 @@ void tune_cpu_malloc(const EnvMap& env) {
 
 }  // namespace
 
+// ---- prepared models -----------------------------------------------------------------------------
+
+void detail::ModelState::enter_forward(bool strategy_work) const {
+  if (!*alive) return;
+  if (strategy_work) strategy->pre_forward();
+  accelerator->begin_autocast_step();
+}
+
+bool detail::ModelState::mixed_precision() const {
+  return *alive && accelerator->autocast_dtype().has_value();
+}
+
 // ---- construction ----------------------------------------------------------------------------
 
 Accelerator::Accelerator(AcceleratorOptions options)
@@ -102,12 +119,21 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
     po.backend = options_.process_group().backend();
     po.timeout = std::chrono::milliseconds(static_cast<int64_t>(resolved_.timeout_s * 1000.0));
     po.heartbeat = std::chrono::milliseconds(static_cast<int64_t>(resolved_.heartbeat_s * 1000.0));
+    po.gloo_socket_ifname = penv.gloo_socket_ifname.value_or("");
     group_ = distributed::ProcessGroup::create(state_, po);
     std::weak_ptr<distributed::ProcessGroup> weak = group_;
     logger().set_barrier([weak] {
       if (auto g = weak.lock()) g->barrier();
     });
+    // Shard groups: the whole world, or one machine's processes for HYBRID_*.
+    const auto& sh = resolved_.sharding;
+    int shard_size = state_.world_size;
+    if (sh.strategy == ShardingStrategy::kHybridShard || sh.strategy == ShardingStrategy::kHybridShardGradOp) {
+      shard_size = sh.shard_group_size > 0 ? sh.shard_group_size : state_.local_world_size;
+    }
+    mesh_ = std::make_shared<distributed::ProcessMesh>(group_, shard_size);
   }
+  log_sharding();
   if (options_.seed()) set_seed(*options_.seed());
   iteration_ = options_.project().iteration();
   logger().debug("Accelerator: ", state_.world_size, " process(es), device ", state_.device.str(),
@@ -117,7 +143,24 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
 
 Accelerator::~Accelerator() {
   *alive_ = false;
+  step_autocast_.reset();
   if (group_) logger().set_barrier(nullptr);
+}
+
+void Accelerator::log_sharding() const {
+  const auto& sh = resolved_.sharding;
+  if (sh.source.empty() && !sh.enabled()) return;
+  std::string honoured, ignored;
+  for (const auto& h : sh.honoured) honoured += (honoured.empty() ? "" : ", ") + h;
+  for (const auto& i : sh.ignored) ignored += (ignored.empty() ? "" : "; ") + i;
+  if (!state_.distributed() && sh.enabled()) {
+    logger().warning("sharding (", to_string(sh.strategy),
+                     ") was asked for but this is a single process: nothing to shard, training runs unsharded. "
+                     "HINT: launch several processes (accel launch --num_processes N).");
+    return;
+  }
+  logger().info("sharded data parallel (", sh.source.empty() ? "options" : sh.source, "): ", honoured);
+  if (!ignored.empty()) logger().warning("sharding settings accel cannot honour, ignored: ", ignored);
 }
 
 void Accelerator::set_gradient_accumulation_steps(int64_t steps) {
@@ -150,52 +193,38 @@ std::shared_ptr<detail::ModelState> Accelerator::prepare_module(std::shared_ptr<
   if (options_.device_placement()) module->to(state_.device);
   auto st = std::make_shared<detail::ModelState>();
   st->module = module;
-  st->device_type = state_.device.type();
-  st->autocast_dtype = autocast_dtype();
-  if (group_) {
-    torch::NoGradGuard no_grad;
-    // Every rank starts from rank 0's weights and buffers.
-    for (auto& p : module->parameters()) {
-      at::Tensor t = p.detach();
-      group_->broadcast(t, 0);
-    }
-    for (auto& b : module->buffers()) {
-      at::Tensor t = b.detach();
-      group_->broadcast(t, 0);
-    }
-    std::vector<at::Tensor> params;
-    std::vector<std::string> names;
-    for (auto& item : module->named_parameters()) {
-      params.push_back(item.value());
-      names.push_back(item.key());
-    }
-    bool any_trainable = false;
-    for (auto& p : params) any_trainable = any_trainable || p.requires_grad();
-    if (any_trainable) {
-      st->sync = std::make_shared<distributed::GradientSynchronizer>(group_, params, names, options_.ddp());
-    }
-    if (options_.ddp().broadcast_buffers() && !module->buffers().empty()) {
-      std::weak_ptr<torch::nn::Module> wm = module;
-      auto group = group_;
-      st->before_forward = [wm, group] {
-        auto m = wm.lock();
-        if (!m || !m->is_training()) return;
-        torch::NoGradGuard ng;
-        for (auto& b : m->buffers()) {
-          at::Tensor t = b.detach();
-          group->broadcast(t, 0);
-        }
-      };
-    }
+  st->accelerator = this;
+  st->alive = alive_;
+  st->fp32_outputs = options_.convert_outputs_to_fp32();
+  st->strategy = distributed::make_strategy(module, mesh_, options_, resolved_);
+  // Optimizers prepared before this model now step on what its strategy owns.
+  for (auto& w : optimizers_) {
+    if (auto o = w.lock()) adopt_parameters(*o, *st->strategy);
   }
   models_.push_back(st);
   return st;
+}
+
+void Accelerator::adopt_parameters(AcceleratedOptimizer& opt, distributed::ParallelStrategy& strategy) {
+  // Parameters that already have optimizer state cannot move to their shards.
+  std::unordered_set<const c10::TensorImpl*> stateful;
+  for (auto& g : opt.param_groups()) {
+    for (auto& p : g.params()) {
+      if (strategy.owns(p) && opt.state().count(p.unsafeGetTensorImpl())) stateful.insert(p.unsafeGetTensorImpl());
+    }
+  }
+  ACCEL_CHECK(stateful.empty() || !strategy.sharded(),
+              "prepare: the optimizer already has state (it stepped) for parameters of a sharded model. HINT: "
+              "prepare the model and the optimizer before the first step.");
+  strategy.adopt_optimizer(opt.param_groups());
 }
 
 std::shared_ptr<AcceleratedOptimizer> Accelerator::prepare_optimizer(
     std::shared_ptr<torch::optim::Optimizer> opt) {
   ACCEL_CHECK(opt != nullptr, "prepare: the optimizer is null.");
   auto wrapped = std::make_shared<AcceleratedOptimizer>(this, std::move(opt), options_.fused_optimizer());
+  for (const auto& m : live_models()) adopt_parameters(*wrapped, *m->strategy);
+  wrapped->decide_fused(options_.fused_optimizer());
   optimizers_.push_back(wrapped);
   return wrapped;
 }
@@ -219,14 +248,22 @@ void Accelerator::prepare_loader(std::shared_ptr<data::DataLoaderBase> shared) {
   uint64_t seed = options_.dataloader().data_seed().value_or(options_.seed().value_or(0));
   loader.set_default_seed(seed);
   std::weak_ptr<bool> alive = alive_;
-  loader.set_activity_hook([this, alive](data::DataLoaderBase* l, bool begin) {
+  loader.set_activity_hook([this, alive](data::DataLoaderBase* l, data::DataLoaderBase::Event event) {
     auto a = alive.lock();
     if (!a || !*a) return;
-    if (begin) {
-      active_loaders_.push_back(l);
-    } else {
-      auto it = std::find(active_loaders_.rbegin(), active_loaders_.rend(), l);
-      if (it != active_loaders_.rend()) active_loaders_.erase(std::next(it).base());
+    switch (event) {
+      case data::DataLoaderBase::Event::kBegin:
+        active_loaders_.push_back(l);
+        break;
+      case data::DataLoaderBase::Event::kBatch:
+        begin_autocast_step();  // a new batch: a training (or evaluation) step starts
+        break;
+      case data::DataLoaderBase::Event::kEnd: {
+        auto it = std::find(active_loaders_.rbegin(), active_loaders_.rend(), l);
+        if (it != active_loaders_.rend()) active_loaders_.erase(std::next(it).base());
+        end_autocast_step();
+        break;
+      }
     }
   });
 }
@@ -237,8 +274,46 @@ data::DataLoaderBase* Accelerator::active_loader() const {
 
 // ---- training step ---------------------------------------------------------------------------
 
+namespace {
+
+// Whether the autograd graph behind `loss` has a bf16/fp16 tensor anywhere (nodes' inputs are
+// the forward's outputs). Bounded walk.
+bool graph_has_reduced_precision(const at::Tensor& loss) {
+  auto root = loss.grad_fn();
+  if (!root) return false;
+  std::deque<torch::autograd::Node*> todo{root.get()};
+  std::unordered_set<torch::autograd::Node*> seen{root.get()};
+  size_t visited = 0;
+  while (!todo.empty() && visited < 200000) {
+    torch::autograd::Node* n = todo.front();
+    todo.pop_front();
+    ++visited;
+    for (uint32_t i = 0; i < n->num_inputs(); ++i) {
+      const auto dt = n->input_metadata(i).dtype();
+      if (dt == at::kBFloat16 || dt == at::kHalf) return true;
+    }
+    for (const auto& e : n->next_edges()) {
+      if (e.function && seen.insert(e.function.get()).second) todo.push_back(e.function.get());
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 void Accelerator::backward(const at::Tensor& loss) {
   ACCEL_CHECK(loss.defined(), "backward: the loss is an undefined tensor.");
+  end_autocast_step();
+  if (autocast_dtype() && !autocast_checked_ && loss.requires_grad()) {
+    autocast_checked_ = true;
+    if (!graph_has_reduced_precision(loss)) {
+      logger().warning("mixed_precision=", to_string(resolved_.mixed_precision),
+                       " but this backward's graph has no ", to_string(resolved_.mixed_precision),
+                       " tensor: the forward ran without autocast, in fp32. HINT: run the forward inside the loop "
+                       "over a prepared loader, inside acc.accumulate(model), or through the prepared model "
+                       "(model(x)); or wrap it in acc.autocast().");
+    }
+  }
   AutocastDisabledGuard no_autocast(state_.device.type());
   at::Tensor l = loss;
   if (resolved_.gradient_accumulation_steps > 1) {
@@ -248,21 +323,32 @@ void Accelerator::backward(const at::Tensor& loss) {
   l.backward();
 }
 
-Accelerator::SyncGuard::SyncGuard(std::vector<std::shared_ptr<distributed::GradientSynchronizer>> syncs,
-                                  bool sync)
-    : syncs_(std::move(syncs)) {
-  for (auto& s : syncs_) {
-    if (s) s->set_require_sync(sync);
+void Accelerator::begin_autocast_step() {
+  if (step_autocast_) return;
+  auto dt = autocast_dtype();
+  if (!dt) return;
+  step_autocast_ = std::make_unique<AutocastGuard>(state_.device.type(), *dt);
+}
+
+void Accelerator::end_autocast_step() {
+  step_autocast_.reset();
+}
+
+Accelerator::SyncGuard::SyncGuard(std::vector<std::shared_ptr<distributed::ParallelStrategy>> strategies,
+                                  bool communicate, bool optimizer_steps)
+    : strategies_(std::move(strategies)) {
+  for (auto& s : strategies_) {
+    if (s) s->set_step_mode({communicate, optimizer_steps});
   }
 }
 
-Accelerator::SyncGuard::SyncGuard(SyncGuard&& other) noexcept : syncs_(std::move(other.syncs_)) {
-  other.syncs_.clear();
+Accelerator::SyncGuard::SyncGuard(SyncGuard&& other) noexcept : strategies_(std::move(other.strategies_)) {
+  other.strategies_.clear();
 }
 
 Accelerator::SyncGuard::~SyncGuard() {
-  for (auto& s : syncs_) {
-    if (s) s->set_require_sync(true);
+  for (auto& s : strategies_) {
+    if (s) s->set_step_mode({});
   }
 }
 
@@ -282,10 +368,10 @@ Accelerator::SyncGuard Accelerator::accumulate_states(
     ++step_;
     sync_gradients_ = step_ % resolved_.gradient_accumulation_steps == 0;
   }
-  std::vector<std::shared_ptr<distributed::GradientSynchronizer>> syncs;
-  for (auto& s : states) syncs.push_back(s->sync);
-  const bool communicate = sync_gradients_ || ga.sync_each_batch();
-  return SyncGuard(std::move(syncs), communicate);
+  std::vector<std::shared_ptr<distributed::ParallelStrategy>> strategies;
+  for (auto& s : states) strategies.push_back(s->strategy);
+  begin_autocast_step();
+  return SyncGuard(std::move(strategies), sync_gradients_ || ga.sync_each_batch(), sync_gradients_);
 }
 
 std::unique_ptr<AutocastGuard> Accelerator::autocast() const {
@@ -300,15 +386,91 @@ void Accelerator::unscale_gradients() {
   }
 }
 
+std::shared_ptr<distributed::ParallelStrategy> Accelerator::strategy_of(const at::Tensor& t) const {
+  for (const auto& w : models_) {
+    auto m = w.lock();
+    if (m && m->strategy->owns(t)) return m->strategy;
+  }
+  return nullptr;
+}
+
 double Accelerator::clip_grad_norm_(const std::vector<at::Tensor>& parameters, double max_norm,
                                     double norm_type) {
   unscale_gradients();
-  return torch::nn::utils::clip_grad_norm_(parameters, max_norm, norm_type);
+  // Gradients held whole on this rank, and shards whose norms add up across a shard group.
+  std::vector<at::Tensor> whole, shards;
+  distributed::ProcessGroup* group = nullptr;
+  for (const auto& p : parameters) {
+    auto s = strategy_of(p);
+    if (s && s->gradient_shard_group() != nullptr) {
+      shards.push_back(s->gradient_holder(p));
+      group = s->gradient_shard_group();
+    } else {
+      whole.push_back(p);
+    }
+  }
+  if (group == nullptr) return torch::nn::utils::clip_grad_norm_(parameters, max_norm, norm_type);
+  torch::NoGradGuard no_grad;
+  const bool inf = std::isinf(norm_type);
+  auto partial = [&](const std::vector<at::Tensor>& ts) {
+    at::Tensor acc = at::zeros({1}, at::TensorOptions().dtype(at::kDouble).device(state_.device));
+    for (const auto& t : ts) {
+      const at::Tensor& g = t.grad();
+      if (!g.defined() || g.numel() == 0) continue;
+      at::Tensor n = g.detach().to(at::kDouble).norm(norm_type);
+      acc = inf ? at::maximum(acc, n.reshape({1})) : acc + n.pow(norm_type);
+    }
+    return acc;
+  };
+  at::Tensor mine = partial(shards).to(state_.device);
+  group->all_reduce(mine, inf ? distributed::ReduceOp::kMax : distributed::ReduceOp::kSum);
+  at::Tensor local = partial(whole).to(state_.device);
+  const double total = inf ? std::max(local.item<double>(), mine.item<double>())
+                           : std::pow(local.item<double>() + mine.item<double>(), 1.0 / norm_type);
+  const double coef = max_norm / (total + 1e-6);
+  if (coef < 1.0) {
+    for (auto* set : {&whole, &shards}) {
+      for (auto& t : *set) {
+        if (t.grad().defined()) t.mutable_grad().mul_(coef);
+      }
+    }
+  }
+  return total;
+}
+
+void Accelerator::reduce_found_inf(at::Tensor& found_inf) {
+  if (!group_) return;
+  bool sharded = false;
+  for (const auto& m : live_models()) sharded = sharded || m->strategy->gradient_shard_group() != nullptr;
+  if (!sharded) return;
+  at::Tensor t = found_inf.to(state_.device).to(at::kFloat).reshape({1});
+  group_->all_reduce(t, distributed::ReduceOp::kMax);
+  found_inf.copy_(t.reshape(found_inf.sizes()).to(found_inf.device(), found_inf.scalar_type()));
+}
+
+void Accelerator::after_optimizer_step(const AcceleratedOptimizer& opt) {
+  end_autocast_step();
+  std::vector<at::Tensor> params = opt.parameters();
+  for (const auto& m : live_models()) {
+    auto& s = *m->strategy;
+    if (!s.sharded()) continue;
+    for (const auto& p : params) {
+      if (s.owns(p)) {
+        s.after_optimizer_step();
+        break;
+      }
+    }
+  }
 }
 
 void Accelerator::clip_grad_value_(const std::vector<at::Tensor>& parameters, double clip_value) {
   unscale_gradients();
-  torch::nn::utils::clip_grad_value_(parameters, clip_value);
+  std::vector<at::Tensor> holders;
+  for (const auto& p : parameters) {
+    auto s = strategy_of(p);
+    holders.push_back(s ? s->gradient_holder(p) : p);
+  }
+  torch::nn::utils::clip_grad_value_(holders, clip_value);
 }
 
 // ---- collectives -----------------------------------------------------------------------------
@@ -382,26 +544,20 @@ at::Tensor Accelerator::pad_across_processes(const at::Tensor& tensor, int64_t d
 
 at::Tensor Accelerator::broadcast(const at::Tensor& tensor, int root) {
   if (!group_) return tensor;
-  // Shapes may differ off the root: send the shape first.
-  std::string meta = c10::str(tensor.sizes());
-  std::string root_meta = group_->broadcast_bytes(meta, root);
-  at::Tensor t;
+  // Shape and dtype may differ off the root: the root sends them first, as integers.
+  at::Tensor header = at::zeros({2}, at::kLong);
   if (state_.rank == root) {
-    t = tensor.to(state_.device).clone().contiguous();
-  } else {
-    // Parse "[a, b, c]".
-    std::vector<int64_t> shape;
-    std::string digits;
-    for (char c : root_meta) {
-      if (std::isdigit(static_cast<unsigned char>(c))) {
-        digits += c;
-      } else if (!digits.empty()) {
-        shape.push_back(std::stoll(digits));
-        digits.clear();
-      }
-    }
-    t = at::empty(shape, tensor.options().device(state_.device));
+    header[0] = tensor.dim();
+    header[1] = static_cast<int64_t>(tensor.scalar_type());
   }
+  group_->broadcast(header, root);
+  const int64_t ndim = header[0].item<int64_t>();
+  const auto dtype = static_cast<c10::ScalarType>(header[1].item<int64_t>());
+  at::Tensor sizes = state_.rank == root ? at::tensor(tensor.sizes().vec(), at::kLong) : at::zeros({ndim}, at::kLong);
+  if (ndim > 0) group_->broadcast(sizes, root);
+  std::vector<int64_t> shape(sizes.data_ptr<int64_t>(), sizes.data_ptr<int64_t>() + ndim);
+  at::Tensor t = state_.rank == root ? tensor.to(state_.device).clone().contiguous()
+                                     : at::empty(shape, tensor.options().dtype(dtype).device(state_.device));
   group_->broadcast(t, root);
   return t.to(tensor.device());
 }
@@ -492,6 +648,7 @@ void Accelerator::print_line(const std::string& line) const {
 }
 
 void Accelerator::free_memory() {
+  step_autocast_.reset();
   models_.clear();
   optimizers_.clear();
   schedulers_.clear();
@@ -511,12 +668,13 @@ void Accelerator::free_memory() {
 
 namespace {
 
-bool fused_adamw_eligible(torch::optim::Optimizer& opt) {
-  if (dynamic_cast<torch::optim::AdamW*>(&opt) == nullptr) return false;
+bool fused_adamw_eligible(const torch::optim::Optimizer& inner,
+                          const std::vector<torch::optim::OptimizerParamGroup>& groups) {
+  if (dynamic_cast<const torch::optim::AdamW*>(&inner) == nullptr) return false;
   std::optional<c10::Device> device;
   std::optional<c10::ScalarType> dtype;
-  for (auto& group : opt.param_groups()) {
-    for (auto& p : group.params()) {
+  for (const auto& group : groups) {
+    for (const auto& p : group.params()) {
       if (p.is_sparse() || !at::isFloatingType(p.scalar_type())) return false;
       if (!p.device().is_cpu() && !p.device().is_cuda()) return false;
       if (device && *device != p.device()) return false;
@@ -530,82 +688,132 @@ bool fused_adamw_eligible(torch::optim::Optimizer& opt) {
 
 }  // namespace
 
-AcceleratedOptimizer::AcceleratedOptimizer(Accelerator* acc,
-                                           std::shared_ptr<torch::optim::Optimizer> optimizer, bool try_fused)
-    : acc_(acc), optimizer_(std::move(optimizer)) {
-  fused_ = try_fused && fused_adamw_eligible(*optimizer_);
+AcceleratedOptimizer::AcceleratedOptimizer(Accelerator* acc, std::shared_ptr<torch::optim::Optimizer> optimizer,
+                                           bool try_fused)
+    : torch::optim::Optimizer(std::vector<torch::optim::OptimizerParamGroup>{}, optimizer->defaults().clone()),
+      acc_(acc),
+      alive_(acc->alive_),
+      optimizer_(std::move(optimizer)) {
+  // This object owns the groups and state from now on; the wrapped optimizer gets them back only
+  // while it steps (with_inner).
+  swap_with_inner();
+  decide_fused(try_fused);
+}
+
+AcceleratedOptimizer::~AcceleratedOptimizer() {
+  // Give a caller-owned optimizer its groups and state back.
+  swap_with_inner();
+}
+
+void AcceleratedOptimizer::decide_fused(bool try_fused) {
+  fused_ = try_fused && fused_adamw_eligible(*optimizer_, param_groups_);
+}
+
+void AcceleratedOptimizer::swap_with_inner() {
+  std::swap(param_groups_, optimizer_->param_groups());
+  std::swap(state_, optimizer_->state());
+}
+
+void AcceleratedOptimizer::with_inner(const std::function<void(torch::optim::Optimizer&)>& fn) {
+  swap_with_inner();
+  try {
+    fn(*optimizer_);
+  } catch (...) {
+    swap_with_inner();
+    throw;
+  }
+  swap_with_inner();
+}
+
+void AcceleratedOptimizer::save(torch::serialize::OutputArchive& archive) const {
+  auto* self = const_cast<AcceleratedOptimizer*>(this);
+  self->with_inner([&](torch::optim::Optimizer& o) { o.save(archive); });
+}
+
+void AcceleratedOptimizer::load(torch::serialize::InputArchive& archive) {
+  with_inner([&](torch::optim::Optimizer& o) { o.load(archive); });
 }
 
 std::vector<at::Tensor> AcceleratedOptimizer::parameters() const {
   std::vector<at::Tensor> out;
-  for (auto& g : optimizer_->param_groups()) {
-    for (auto& p : g.params()) out.push_back(p);
+  for (const auto& g : param_groups_) {
+    for (const auto& p : g.params()) out.push_back(p);
   }
   return out;
 }
 
 void AcceleratedOptimizer::unscale_gradients() {
+  if (!*alive_) return;
   GradScaler* scaler = acc_->scaler();
   if (scaler == nullptr || found_inf_) return;
   std::vector<at::Tensor> grads;
   for (auto& p : parameters()) {
     if (p.grad().defined()) grads.push_back(p.grad());
   }
-  found_inf_ = scaler->unscale_(grads);
+  at::Tensor found = scaler->unscale_(grads);
+  acc_->reduce_found_inf(found);  // sharded gradients: any rank's inf/nan skips everywhere
+  found_inf_ = found;
 }
 
-void AcceleratedOptimizer::step() {
-  if (!acc_->sync_gradients()) return;
+at::Tensor AcceleratedOptimizer::step(LossClosure closure) {
+  ACCEL_CHECK(*alive_, "AcceleratedOptimizer::step: the Accelerator that prepared it is gone.");
+  if (!acc_->sync_gradients()) return {};
   GradScaler* scaler = acc_->scaler();
   step_was_skipped_ = false;
+  at::Tensor loss;
   if (scaler != nullptr) {
     unscale_gradients();
     at::Tensor found_inf = *found_inf_;
     found_inf_.reset();
     if (found_inf.item<float>() > 0) {
       step_was_skipped_ = true;
-    } else if (fused_) {
-      fused_adamw_step();
     } else {
-      optimizer_->step();
+      run_step(closure, &loss);
     }
     scaler->update({found_inf});
+  } else {
+    run_step(closure, &loss);
+  }
+  if (!step_was_skipped_) acc_->after_optimizer_step(*this);
+  return loss;
+}
+
+void AcceleratedOptimizer::run_step(const LossClosure& closure, at::Tensor* loss) {
+  if (const double clip = acc_->gradient_clipping(); clip > 0) acc_->clip_grad_norm_(parameters(), clip);
+  if (fused_ && !closure) {
+    fused_adamw_step();
     return;
   }
-  if (fused_) {
-    fused_adamw_step();
-  } else {
-    optimizer_->step();
-  }
+  with_inner([&](torch::optim::Optimizer& o) { *loss = o.step(closure); });
 }
 
 void AcceleratedOptimizer::zero_grad(bool set_to_none) {
   if (!acc_->sync_gradients()) return;
-  optimizer_->zero_grad(set_to_none);
+  torch::optim::Optimizer::zero_grad(set_to_none);
 }
 
 void AcceleratedOptimizer::fused_adamw_step() {
   torch::NoGradGuard no_grad;
-  auto& state = optimizer_->state();
-  for (auto& group : optimizer_->param_groups()) {
+  for (auto& group : param_groups_) {
     auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
     std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs, max_sqs, steps;
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       void* key = p.unsafeGetTensorImpl();
-      auto it = state.find(key);
-      if (it == state.end()) {
+      auto it = state_.find(key);
+      if (it == state_.end()) {
         auto s = std::make_unique<torch::optim::AdamWParamState>();
         s->step(0);
         s->exp_avg(at::zeros_like(p, at::MemoryFormat::Preserve));
         s->exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
         if (o.amsgrad()) s->max_exp_avg_sq(at::zeros_like(p, at::MemoryFormat::Preserve));
-        it = state.emplace(key, std::move(s)).first;
+        it = state_.emplace(key, std::move(s)).first;
       }
       auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
       s.step(s.step() + 1);
       params.push_back(p);
-      grads.push_back(p.grad());
+      // Gradients reduced in another dtype (sharding with reduce_dtype) are cast for the kernel.
+      grads.push_back(p.grad().scalar_type() == p.scalar_type() ? p.grad() : p.grad().to(p.scalar_type()));
       exp_avgs.push_back(s.exp_avg());
       exp_avg_sqs.push_back(s.exp_avg_sq());
       if (o.amsgrad()) max_sqs.push_back(s.max_exp_avg_sq());

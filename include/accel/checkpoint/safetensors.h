@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -149,6 +150,24 @@ struct SaveCheckpointOptions {
 std::vector<std::filesystem::path> save_checkpoint(const TensorMap& tensors,
                                                    const std::filesystem::path& folder,
                                                    const SaveCheckpointOptions& options = {});
+
+/// A tensor announced before its data exists (save_checkpoint_streaming).
+struct TensorMeta {
+  std::string name;
+  c10::ScalarType dtype = at::kFloat;
+  std::vector<int64_t> shape;
+};
+
+/// save_checkpoint for tensors that arrive one at a time, so the caller never holds them all:
+/// `layout` lists every tensor in the order `produce` will deliver them; `produce(write)` must
+/// call `write(name, tensor)` exactly once per entry, in that order (each file is written as its
+/// tensors arrive, atomically). Data is laid out in arrival order; shards are filled in that order.
+/// Throws accel::Error when a delivered tensor is not the next one announced or has another
+/// dtype or shape.
+std::vector<std::filesystem::path> save_checkpoint_streaming(
+    const std::vector<TensorMeta>& layout,
+    const std::function<void(const std::function<void(const std::string&, const at::Tensor&)>&)>& produce,
+    const std::filesystem::path& folder, const SaveCheckpointOptions& options = {});
 
 /// A checkpoint of one file or several shards, opened from a `.safetensors` file, an
 /// `.index.json` file, or a folder holding `model.safetensors` or `model.safetensors.index.json`.

@@ -34,6 +34,11 @@ struct ProcessEnv {
   std::optional<double> collective_timeout_s;      // ACCEL_TIMEOUT (seconds)
   std::optional<double> heartbeat_s;               // ACCEL_HEARTBEAT_S (seconds, 0 = off)
   std::optional<std::string> log_level;            // ACCEL_LOG_LEVEL / ACCELERATE_LOG_LEVEL
+  std::optional<std::string> gloo_socket_ifname;   // GLOO_SOCKET_IFNAME (the interface Gloo uses)
+  std::optional<std::string> fault_save;           // ACCEL_FAULT_SAVE (tests: die before writing that file)
+  /// ACCELERATE_USE_FSDP, FSDP_*, ACCELERATE_USE_DEEPSPEED, ACCELERATE_DEEPSPEED_* and
+  /// ACCELERATE_GRADIENT_CLIPPING as given (validated by resolve_options).
+  EnvMap sharding;
 };
 
 /// Parses `env`. Throws accel::Error naming the variable, its value and what is accepted when a

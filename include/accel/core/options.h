@@ -80,14 +80,84 @@ struct DDPOptions {
   TORCH_ARG(double, bucket_cap_mb) = 25.0;
   /// Size of the first bucket (the last gradients of backward) in MiB. Default 1, as DDP.
   TORCH_ARG(double, first_bucket_cap_mb) = 1.0;
-  /// Parameters that get no gradient in some step are synchronised as zeros instead of raising
-  /// an error. Default false (as DDP: an unused parameter is reported as an error).
+  /// Parameters that get no gradient in a backward are always synchronised as zeros (so every
+  /// rank sends the same buckets); with false (default) accel warns once naming them, true
+  /// silences that warning.
   TORCH_ARG(bool, find_unused_parameters) = false;
   /// Broadcast buffers (e.g. BatchNorm statistics) from rank 0 before each forward. Default true.
   TORCH_ARG(bool, broadcast_buffers) = true;
   /// All-reduce compression: "none" (default), "fp16" or "bf16" (gradients are cast for the
   /// transfer and back).
   TORCH_ARG(std::string, comm_hook) = "none";
+};
+
+/// Sharding strategies of sharded data parallel: FSDP's names, DeepSpeed's ZeRO stages.
+enum class ShardingStrategy {
+  kNoShard,         ///< DDP: everything replicated (FSDP NO_SHARD, ZeRO stage 0)
+  kShardOptimizer,  ///< ZeRO-1: optimizer states sharded (DeepSpeed zero_stage 1)
+  kShardGradOp,     ///< ZeRO-2: gradients and optimizer states sharded (FSDP SHARD_GRAD_OP, zero_stage 2)
+  kFullShard,       ///< ZeRO-3: parameters too, gathered per unit (FSDP FULL_SHARD, zero_stage 3)
+  kHybridShard,     ///< FULL_SHARD inside each machine, replicated across machines (FSDP HYBRID_SHARD)
+  kHybridShardGradOp,  ///< SHARD_GRAD_OP inside each machine, replicated across (HYBRID_SHARD_ZERO2)
+};
+
+/// FSDP's names (FULL_SHARD, SHARD_GRAD_OP, NO_SHARD, HYBRID_SHARD, HYBRID_SHARD_ZERO2, with or
+/// without a leading underscore), FSDP's numbers 1-5 in that order, and zero1/zero2/zero3 (also
+/// ZeRO-1, ...), case-insensitive. Throws accel::Error naming the value and the accepted ones.
+ShardingStrategy parse_sharding_strategy(const std::string& value);
+/// The FSDP name ("FULL_SHARD", ...; "SHARD_OPTIMIZER" for ZeRO-1, which FSDP lacks).
+std::string to_string(ShardingStrategy strategy);
+
+/// Which submodules become units of the sharded engine (Accelerate's fsdp_auto_wrap_policy).
+enum class AutoWrapPolicy {
+  kNoWrap,           ///< one unit: the whole model
+  kTransformerBased, ///< every module whose type is in wrap_module_types (e.g. BertLayer)
+  kSizeBased,        ///< every module with at least min_num_params parameters not in a smaller unit
+};
+/// TRANSFORMER_BASED_WRAP | SIZE_BASED_WRAP | NO_WRAP (case-insensitive). Throws accel::Error.
+AutoWrapPolicy parse_auto_wrap_policy(const std::string& value);
+std::string to_string(AutoWrapPolicy policy);
+
+/// Sharded data parallel (Accelerate's FullyShardedDataParallelPlugin, and DeepSpeed's ZeRO
+/// stages mapped onto the same engine). Unset fields fall back to the environment `accel launch`
+/// (or `accelerate launch`) sets: ACCELERATE_USE_FSDP and FSDP_*, or ACCELERATE_USE_DEEPSPEED and
+/// ACCELERATE_DEEPSPEED_*; then to the defaults below. Units are modules whose forward runs
+/// through accel::unit_forward (accel's BERT layers and embeddings do); see
+/// include/accel/distributed/unit.h.
+struct ShardingOptions {
+  /// Default: from the environment, else kNoShard (plain DDP).
+  TORCH_ARG(std::optional<ShardingStrategy>, strategy) = std::nullopt;
+  /// Default: TRANSFORMER_BASED_WRAP when wrap_module_types is given, else NO_WRAP.
+  TORCH_ARG(std::optional<AutoWrapPolicy>, auto_wrap_policy) = std::nullopt;
+  /// Module type names that become units (fsdp_transformer_layer_cls_to_wrap), e.g. {"BertLayer"};
+  /// matched against the module's name() with and without an "Impl" suffix and a namespace.
+  TORCH_ARG(std::vector<std::string>, wrap_module_types) = {};
+  /// SIZE_BASED_WRAP's threshold in parameters. Default 100,000,000 (as Accelerate).
+  TORCH_ARG(std::optional<int64_t>, min_num_params) = std::nullopt;
+  /// Free a unit's gathered parameters after its forward and gather them again for backward.
+  /// Default true (FULL_SHARD / HYBRID_SHARD); false keeps them until the end of backward.
+  TORCH_ARG(std::optional<bool>, reshard_after_forward) = std::nullopt;
+  /// Keep the fp32 master shards and the optimizer states in CPU memory (fsdp_offload_params).
+  /// Default false; on a CPU device it changes nothing.
+  TORCH_ARG(std::optional<bool>, offload_params) = std::nullopt;
+  /// Recompute each unit's forward in backward instead of keeping its activations
+  /// (fsdp_activation_checkpointing). Default false.
+  TORCH_ARG(std::optional<bool>, activation_checkpointing) = std::nullopt;
+  /// Dtype of the parameters the model computes with: "fp32", "bf16" or "fp16". Default: the
+  /// mixed precision dtype (fp32 without mixed precision). Master shards are fp32.
+  TORCH_ARG(std::optional<std::string>, param_dtype) = std::nullopt;
+  /// Dtype gradients are reduced in: "fp32" (default), "bf16" or "fp16".
+  TORCH_ARG(std::optional<std::string>, reduce_dtype) = std::nullopt;
+  /// save_state writes each rank's shards (SHARDED_STATE_DICT, default) or one full copy written
+  /// by rank 0 (FULL_STATE_DICT).
+  TORCH_ARG(std::optional<bool>, sharded_state_dict) = std::nullopt;
+  /// Gather the next unit while the current one computes (forward) / during backward. Default true.
+  TORCH_ARG(std::optional<bool>, forward_prefetch) = std::nullopt;
+  TORCH_ARG(std::optional<bool>, backward_prefetch) = std::nullopt;
+  /// HYBRID_*: processes per shard group. Default: the processes of one machine (LOCAL_WORLD_SIZE).
+  TORCH_ARG(std::optional<int>, shard_group_size) = std::nullopt;
+  /// Reduce-scatter bucket size of ZeRO-1/2 in MiB. Default 25.
+  TORCH_ARG(double, bucket_cap_mb) = 25.0;
 };
 
 /// Checkpoint folders (Accelerate's ProjectConfiguration).
@@ -122,14 +192,45 @@ struct AcceleratorOptions {
   /// Use the fused AdamW kernel when the prepared optimizer is torch::optim::AdamW and all its
   /// parameters are dense, on one device, of one floating dtype. Default true.
   TORCH_ARG(bool, fused_optimizer) = true;
+  /// Calling a prepared model (`model(x)`, `model.forward(x)`) returns fp32 outputs under mixed
+  /// precision, as Accelerate's convert_outputs_to_fp32. Default true; false keeps them in the
+  /// autocast dtype.
+  TORCH_ARG(bool, convert_outputs_to_fp32) = true;
   TORCH_ARG(GradientAccumulationOptions, gradient_accumulation) = {};
   TORCH_ARG(DataLoaderConfig, dataloader) = {};
   TORCH_ARG(GradScalerOptions, scaler) = {};
   TORCH_ARG(ProcessGroupOptions, process_group) = {};
   TORCH_ARG(DDPOptions, ddp) = {};
   TORCH_ARG(ProjectOptions, project) = {};
+  TORCH_ARG(ShardingOptions, sharding) = {};
   /// Tracker names for init_trackers: "jsonl", "csv", "tensorboard", "all".
   TORCH_ARG(std::vector<std::string>, log_with) = {};
+};
+
+/// Sharding options with every precedence decision made.
+struct ResolvedSharding {
+  ShardingStrategy strategy = ShardingStrategy::kNoShard;
+  AutoWrapPolicy auto_wrap_policy = AutoWrapPolicy::kNoWrap;
+  std::vector<std::string> wrap_module_types;
+  int64_t min_num_params = 100000000;
+  bool reshard_after_forward = true;
+  bool offload_params = false;
+  bool activation_checkpointing = false;
+  std::string param_dtype;  ///< "" (the model's own), "fp32", "bf16" or "fp16"
+  std::string reduce_dtype = "fp32";
+  bool sharded_state_dict = true;
+  bool forward_prefetch = true;
+  bool backward_prefetch = true;
+  int shard_group_size = 0;  ///< 0: the whole world (or one machine for HYBRID_*)
+  double bucket_cap_mb = 25.0;
+  double gradient_clipping = 0;  ///< DeepSpeed's gradient_clipping (0: none)
+  std::string source;            ///< "options", "FSDP", "DeepSpeed" or "" (not sharded)
+  /// Settings from the environment or a DeepSpeed config that accel cannot honour, each named
+  /// (logged once by the Accelerator).
+  std::vector<std::string> ignored;
+  /// Settings honoured, for the log ("sharding_strategy=FULL_SHARD", ...).
+  std::vector<std::string> honoured;
+  bool enabled() const { return strategy != ShardingStrategy::kNoShard; }
 };
 
 /// Options with every precedence decision made and every value validated.
@@ -140,6 +241,7 @@ struct ResolvedOptions {
   double timeout_s = 300.0;
   double heartbeat_s = 1.0;
   bool debug = false;
+  ResolvedSharding sharding;
 };
 
 /// Applies explicit > environment > default and validates. Throws accel::Error naming the bad

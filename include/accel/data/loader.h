@@ -3,8 +3,11 @@
 // Accelerator::prepare), background collation threads, device transfer, a one-batch look-ahead
 // (so "this is the last batch" is known while it is processed) and a resumable position.
 //
-//   auto loader = accel::data::make_loader(size, collate, DataLoaderOptions(32).shuffle(true));
+//   auto loader = accel::data::make_loader(n, [&](const Indices& i) { return collate(i); },
+//                                          DataLoaderOptions(32).shuffle(true));
 //   for (auto& batch : *loader) { ... }
+// LibTorch datasets (torch::data, with their .map() transforms) go through make_dataset_loader,
+// or straight into Accelerator::prepare(dataset, options).
 #pragma once
 
 #include "accel/core/error.h"
@@ -14,6 +17,7 @@
 #include <torch/arg.h>
 
 #include <atomic>
+#include <concepts>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -22,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace accel::data {
@@ -95,9 +100,11 @@ class DataLoaderBase {
   /// transferred: throws accel::Error saying so (weights and optimizer state are unaffected).
   void load_state(const State& state);
 
-  /// Called with true when an iteration starts and false when it ends (the Accelerator keeps
-  /// the stack of active loaders for accumulate() and gather_for_metrics()).
-  using ActivityHook = std::function<void(DataLoaderBase*, bool begin)>;
+  /// What an activity hook is told: an iteration starts, a batch is handed to the loop, the
+  /// iteration ends (the Accelerator keeps the stack of active loaders for accumulate() and
+  /// gather_for_metrics(), and starts each training step's autocast on a new batch).
+  enum class Event { kBegin, kBatch, kEnd };
+  using ActivityHook = std::function<void(DataLoaderBase*, Event)>;
   void set_activity_hook(ActivityHook hook) { hook_ = std::move(hook); }
 
  protected:
@@ -274,12 +281,46 @@ class DataLoader : public DataLoaderBase {
   CollateFn collate_;
 };
 
-/// A loader over a collate function of indices.
+/// A loader over a collate function of indices, with the batch type given:
+/// `make_loader<MyBatch>(n, collate, DataLoaderOptions(32))`.
 template <typename Batch>
 std::shared_ptr<DataLoader<Batch>> make_loader(int64_t dataset_size,
                                                std::function<Batch(const Indices&)> collate,
                                                DataLoaderOptions options) {
   return std::make_shared<DataLoader<Batch>>(dataset_size, std::move(collate), std::move(options));
+}
+
+/// The same with the batch type deduced from the collate function (a lambda):
+/// `make_loader(n, [&](const Indices& i) { return make_batch(i); }, DataLoaderOptions(32))`.
+template <typename Collate>
+requires std::invocable<Collate&, const Indices&>
+auto make_loader(int64_t dataset_size, Collate collate, DataLoaderOptions options) {
+  using Batch = std::decay_t<std::invoke_result_t<Collate&, const Indices&>>;
+  return std::make_shared<DataLoader<Batch>>(dataset_size, std::function<Batch(const Indices&)>(std::move(collate)),
+                                             std::move(options));
+}
+
+/// A loader over a LibTorch dataset (torch::data::datasets::Dataset or BatchDataset, with its
+/// `.map(...)` transforms): each batch is `dataset.get_batch(indices)` (a Stack<> transform makes
+/// it one torch::data::Example), read from a copy of the dataset, as LibTorch's loader gives each
+/// worker its own copy. The dataset must know its size.
+template <typename Dataset>
+requires requires(Dataset& d, std::vector<size_t> i) {
+  d.get_batch(i);
+  { d.size() } -> std::convertible_to<std::optional<size_t>>;
+}
+auto make_dataset_loader(Dataset dataset, DataLoaderOptions options) {
+  using Batch = std::decay_t<decltype(std::declval<Dataset&>().get_batch(std::declval<std::vector<size_t>>()))>;
+  const std::optional<size_t> size = dataset.size();
+  ACCEL_CHECK(size.has_value(),
+              "make_dataset_loader: the dataset does not know its size (size() returned nullopt). HINT: accel "
+              "shards datasets by index; give the dataset a size.");
+  auto shared = std::make_shared<const Dataset>(std::move(dataset));
+  std::function<Batch(const Indices&)> collate = [shared](const Indices& idx) {
+    Dataset local = *shared;
+    return local.get_batch(std::vector<size_t>(idx.begin(), idx.end()));
+  };
+  return std::make_shared<DataLoader<Batch>>(static_cast<int64_t>(*size), std::move(collate), std::move(options));
 }
 
 /// A loader over tensors sharing their first dimension (like torch's TensorDataset): each batch

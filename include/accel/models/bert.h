@@ -82,6 +82,10 @@ class BertEmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding word_embeddings{nullptr}, position_embeddings{nullptr}, token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
+
+ private:
+  torch::Tensor embed(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                      const torch::Tensor& position_ids);
 };
 TORCH_MODULE(BertEmbeddings);
 
@@ -154,7 +158,8 @@ class BertOutputImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertOutput);
 
-/// One transformer encoder layer: attention, intermediate, output.
+/// One transformer encoder layer: attention, intermediate, output. A unit of sharded data
+/// parallel and activation checkpointing (wrap "BertLayer"; BertEmbeddings is one too).
 class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const BertConfig& config);

@@ -1,7 +1,7 @@
 // Several ranks on CPU with Gloo (tier 2): each test starts N processes of this binary running a
 // DISABLED_Worker test, which asserts closed-form expectations on its rank.
 #include "accel/accelerator.h"
-#include "accel/distributed/grad_sync.h"
+#include "accel/distributed/strategy.h"
 
 #include "support/compare.h"
 #include "support/multiprocess.h"
@@ -86,7 +86,7 @@ TEST(DISABLED_Worker, Equivalence) {
     EXPECT_TRUE(tensors_close(p[i], q[i], rtol, atol, "param " + std::to_string(i)));
   }
   if (bucket_mb < 0.01) {
-    EXPECT_EQ(model.state()->sync->bucket_sizes().size(), p.size());
+    EXPECT_EQ(model.strategy().comm_stats().bucket_sizes.size(), p.size());
   }
 }
 

@@ -110,7 +110,7 @@ TEST_P(Accumulation, MicroStepsEqualOneLargeStep) {
     EXPECT_TRUE(tensors_close(params[i], ref_params[i], 1e-5, 1e-7, "weight " + std::to_string(i)));
     // Exactly one AdamW step happened.
     auto& st = static_cast<torch::optim::AdamWParamState&>(
-        *opt->inner().state().at(params[i].unsafeGetTensorImpl()));
+        *opt->state().at(params[i].unsafeGetTensorImpl()));
     EXPECT_EQ(st.step(), 1);
   }
 }
@@ -198,15 +198,26 @@ TEST(Accelerator, PreparedForwardRunsUnderAutocast) {
   Accelerator acc(opts().mixed_precision("bf16"), EnvMap{});
   auto model = acc.prepare(make_small(5));
   at::Tensor x = at::randn({2, 8});
-  EXPECT_EQ(model->forward(x).scalar_type(), c10::kBFloat16);
-  EXPECT_EQ(model(x).scalar_type(), c10::kBFloat16);
-  EXPECT_EQ(at::mm(x, x.t()).scalar_type(), c10::kFloat);  // off outside the forward
-  EXPECT_EQ(model.module()->forward(x).scalar_type(), c10::kFloat);  // the unwrapped model
-  for (auto& p : model->parameters()) EXPECT_EQ(p.scalar_type(), c10::kFloat);  // fp32 masters
+  EXPECT_EQ(at::mm(x, x.t()).scalar_type(), c10::kFloat);        // no step has started
+  EXPECT_EQ(model->forward(x).scalar_type(), c10::kBFloat16);    // the module's own output
+  EXPECT_EQ(model(x).scalar_type(), c10::kFloat);                // a call returns fp32, as Accelerate
+  EXPECT_EQ(model.forward(x).scalar_type(), c10::kFloat);
+  // The step's autocast covers every call path until the backward: the unwrapped module too.
+  EXPECT_EQ(model.module()->forward(x).scalar_type(), c10::kBFloat16);
+  acc.backward(model(x).sum());
+  EXPECT_EQ(at::mm(x, x.t()).scalar_type(), c10::kFloat);  // off after the backward
+  for (auto& p : model.module()->parameters()) EXPECT_EQ(p.scalar_type(), c10::kFloat);  // fp32 masters
   {
     auto g = acc.autocast();
     EXPECT_EQ(at::mm(x, x.t()).scalar_type(), c10::kBFloat16);
   }
+  EXPECT_EQ(at::mm(x, x.t()).scalar_type(), c10::kFloat);
+}
+
+TEST(Accelerator, OutputConversionCanBeTurnedOff) {
+  Accelerator acc(opts().mixed_precision("bf16").convert_outputs_to_fp32(false), EnvMap{});
+  auto model = acc.prepare(make_small(5));
+  EXPECT_EQ(model(at::randn({2, 8})).scalar_type(), c10::kBFloat16);
 }
 
 TEST(Accelerator, FusedAdamWMatchesTorchAdamW) {

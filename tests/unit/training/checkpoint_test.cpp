@@ -70,7 +70,7 @@ void training_run() {
   torch::manual_seed(3);
   auto model = acc.prepare(DropNet());
   auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(5e-3)));
-  auto sched = acc.prepare_scheduler(std::make_shared<torch::optim::StepLR>(opt->inner(), 4, 0.7));
+  auto sched = acc.prepare_scheduler(std::make_shared<torch::optim::StepLR>(*opt, 4, 0.7));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   at::Tensor x = at::randn({100, 10}, gen), y = at::randint(0, 4, {100}, gen);
   auto loader = acc.prepare(data::make_tensor_loader({x, y}, data::DataLoaderOptions(8).shuffle(true)));
@@ -368,7 +368,7 @@ TEST(Checkpoint, OtherWorldSizeLoadsWeightsAndReportsTheDataPosition) {
   EXPECT_EQ(f.loader->epoch(), 0);
   EXPECT_EQ(f.loader->position(), 0);
   auto& st = static_cast<torch::optim::AdamWParamState&>(
-      *f.opt->inner().state().at(f.model->parameters()[0].unsafeGetTensorImpl()));
+      *f.opt->state().at(f.model->parameters()[0].unsafeGetTensorImpl()));
   EXPECT_EQ(st.step(), 2);
   fs::remove_all(d);
 }
