@@ -6,6 +6,7 @@
 #include "accel/bench/memory.h"
 #include "accel/core/env.h"
 #include "accel/core/error.h"
+#include "accel/core/strings.h"
 #include "accel/datasets/imdb.h"
 #include "accel/precision/cpu_compute.h"
 #include "accel/text/tokenizer.h"
@@ -268,12 +269,6 @@ int run_child(const std::vector<std::string>& argv) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
-}
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + v[i];
-  return s;
 }
 
 template <typename T>

@@ -1,6 +1,7 @@
 #include "accel/core/env.h"
 
 #include "accel/core/error.h"
+#include "accel/core/strings.h"
 
 #include <algorithm>
 #include <cctype>
@@ -48,11 +49,6 @@ int parse_int(const std::string& name, const std::string& value, int min_value) 
               "' is not an integer. HINT: unset it or set an integer >= ", min_value, ".");
   ACCEL_CHECK(out >= min_value, "environment variable ", name, "=", value, " must be >= ", min_value, ".");
   return out;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "accel/core/strings.h"
 
 namespace accel::datasets {
 
@@ -49,24 +50,12 @@ std::string read_all(const fs::path& path, const char* what) {
   return ss.str();
 }
 
-std::string lower_ascii(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  size_t a = 0, b = s.size();
-  while (a < b && std::isspace(static_cast<unsigned char>(s[a]))) ++a;
-  while (b > a && std::isspace(static_cast<unsigned char>(s[b - 1]))) --b;
-  return s.substr(a, b - a);
-}
-
 int64_t parse_label(const std::string& raw, const TextFileOptions& o, const std::string& where) {
   const std::string v = trim(raw);
-  const std::string lv = lower_ascii(v);
+  const std::string lv = lower(v);
   if (!o.label_names().empty()) {
     for (size_t i = 0; i < o.label_names().size(); ++i) {
-      if (lower_ascii(o.label_names()[i]) == lv) return static_cast<int64_t>(i);
+      if (lower(o.label_names()[i]) == lv) return static_cast<int64_t>(i);
     }
   } else {
     if (lv == "neg" || lv == "negative" || lv == "false") return 0;

@@ -1,10 +1,12 @@
 // `accel config [default|update]`: the interactive questionnaire (Accelerate's questions and
-// order, limited to what accel supports), the non-interactive default config, the schema
-// update, and the flag parser shared by the config / env / estimate-memory commands.
+// order, FSDP and DeepSpeed ZeRO included, limited to what accel supports), the non-interactive default
+// config, the schema update, and the flag parser shared by the config / env / estimate-memory commands.
 #include "accel/core/error.h"
+#include "accel/core/strings.h"
 #include "accel/launcher/cli.h"
 #include "accel/launcher/config_file.h"
 #include "accel/launcher/questionnaire.h"
+#include "accel/launcher/sharding.h"
 
 #include <unistd.h>
 
@@ -14,9 +16,12 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <limits>
+#include <map>
 #include <optional>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 
 namespace accel::launcher {
 
@@ -108,18 +113,6 @@ using detail::FlagSpec;
 using detail::ParsedArgs;
 using detail::UsageError;
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::optional<int> parse_int(const std::string& s) {
   int v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -190,16 +183,17 @@ class Prompter {
     for (size_t i = 0; i < options.size(); ++i) out_ << "  " << i << ") " << options[i] << "\n";
     const std::string prompt =
         c10::str("Enter a number or a name [", default_index, ": ", options[default_index], "]: ");
+    // A name wins over a number, so "1" in the menu {1, 2} is the option "1", not the entry 1.
     auto pick = [&](const std::string& s) -> std::optional<size_t> {
-      if (auto v = parse_int(s); v && *v >= 0 && static_cast<size_t>(*v) < options.size()) {
-        return static_cast<size_t>(*v);
-      }
       for (size_t i = 0; i < options.size(); ++i) {
         if (lower(options[i]) == lower(s)) return i;
       }
+      if (auto v = parse_int(s); v && *v >= 0 && static_cast<size_t>(*v) < options.size()) {
+        return static_cast<size_t>(*v);
+      }
       return std::nullopt;
     };
-    std::string a = ask(prompt, std::to_string(default_index), [&](const std::string& s) -> std::string {
+    std::string a = ask(prompt, options[default_index], [&](const std::string& s) -> std::string {
       if (pick(s)) return "";
       return c10::str("Please enter a number from 0 to ", options.size() - 1, " or one of the names above.");
     });
@@ -223,9 +217,10 @@ const char* kConfigHelp =
     "Hugging Face Accelerate's keys, so an Accelerate default_config.yaml works too.\n"
     "\n"
     "subcommands:\n"
-    "  (none)    ask a few questions (compute environment, machine type, machines, processes,\n"
-    "            GPU ids, mixed precision, ...) and save the answers. Enter takes the default\n"
-    "            shown in brackets. Answers may also be piped, one per line.\n"
+    "  (none)    ask a few questions (compute environment, machine type, machines, DeepSpeed ZeRO or\n"
+    "            FSDP sharding, processes, GPU ids, mixed precision, ...) in Accelerate's order and\n"
+    "            save the answers as Accelerate would. Enter takes the default shown in brackets.\n"
+    "            Answers may also be piped, one per line.\n"
     "  default   write a config for this machine without asking (CUDA devices found: one process\n"
     "            per GPU; none: one CPU process). Refuses to overwrite an existing file.\n"
     "  update    rewrite an existing (possibly old-format) config in the current schema.\n"
@@ -319,6 +314,134 @@ int run_update(const ParsedArgs& a) {
 
 // ---- the questionnaire -----------------------------------------------------------------------
 
+namespace {
+
+// "key: value" lines of a passthrough section; values already YAML text.
+std::string section_text(const std::map<std::string, std::string>& entries) {
+  std::string text;
+  for (const auto& [k, v] : entries) text += k + ": " + v + "\n";
+  return text;
+}
+
+// DeepSpeed's ZeRO questions, in `accelerate config`'s order and wording, limited to what accel
+// runs: no JSON file, no NVMe offload, no MoE. zero3_init_flag is written false (it has no meaning
+// here) without asking, as Accelerate writes it after its own question.
+std::string ask_deepspeed(Prompter& p) {
+  std::map<std::string, std::string> ds;
+  const std::vector<std::string> stages = {"0", "1", "2", "3"};
+  const size_t stage = p.ask_options("What should be your DeepSpeed's ZeRO optimization stage?", stages, 2);
+  ds["zero_stage"] = stages[stage];
+  if (stage >= 2) {
+    const std::vector<std::string> devices = {"none", "cpu"};
+    ds["offload_optimizer_device"] = devices[p.ask_options("Where to offload optimizer states?", devices, 0)];
+    ds["offload_param_device"] = devices[p.ask_options("Where to offload parameters?", devices, 0)];
+  }
+  ds["gradient_accumulation_steps"] =
+      std::to_string(p.ask_int("How many gradient accumulation steps you're passing in your script? [1]: ", 1,
+                               1, 1 << 20, "Please enter an integer >= 1."));
+  if (p.ask_yes_no("Do you want to use gradient clipping? [yes/NO]: ", false)) {
+    const ShardingSetting& clip = *find_sharding_setting("gradient_clipping");
+    const std::string value = p.ask("What is the gradient clipping value? [1.0]: ", "1.0",
+                                    [&](const std::string& a) -> std::string {
+                                      try {
+                                        normalize_setting_value(clip, a);
+                                        return "";
+                                      } catch (const std::invalid_argument&) {
+                                        return "Please enter a number >= 0, e.g. 1.0.";
+                                      }
+                                    });
+    ds["gradient_clipping"] = normalize_setting_value(clip, value);
+  }
+  if (stage == 3) {
+    const bool save16 =
+        p.ask_yes_no("Do you want to save 16-bit model weights when using ZeRO Stage-3? [yes/NO]: ", false);
+    ds["zero3_save_16bit_model"] = save16 ? "true" : "false";
+  }
+  ds["zero3_init_flag"] = "false";
+  return section_text(ds);
+}
+
+// FSDP's questions, in `accelerate config`'s order and wording (version 1 and 2 ask different
+// ones); the answers are written under Accelerate's keys and spellings.
+std::string ask_fsdp(Prompter& p) {
+  std::map<std::string, std::string> f;
+  auto yes_no = [&](const char* key, const std::string& question, bool default_value) {
+    const bool b = p.ask_yes_no(question, default_value);
+    f[key] = b ? "true" : "false";
+    return b;
+  };
+  const size_t version = p.ask_options("What should be your FSDP version? [2]: ", {"1", "2"}, 1) + 1;
+  f["fsdp_version"] = std::to_string(version);
+  if (version == 1) {
+    // Accelerate stores FSDP1's sharding strategy under fsdp_reshard_after_forward.
+    const auto& strategies = fsdp_sharding_strategies();
+    f["fsdp_reshard_after_forward"] =
+        strategies[p.ask_options("What should be your sharding strategy?", strategies, 0)];
+  } else {
+    yes_no("fsdp_reshard_after_forward", "Do you want to enable resharding after forward? [YES/no]: ", true);
+  }
+  yes_no("fsdp_offload_params", "Do you want to offload parameters and gradients to CPU? [yes/NO]: ", false);
+  const std::vector<std::string> policies = find_sharding_setting("fsdp_auto_wrap_policy")->choices;
+  const size_t policy = p.ask_options("What should be your auto wrap policy?", policies, 0);
+  f["fsdp_auto_wrap_policy"] = policies[policy];
+  if (policy == 0) {
+    const bool own = p.ask_yes_no(
+        "Do you want to use the model's own layer classes to wrap (accel's BERT: BertLayer)? [yes/NO]: ",
+        false);
+    if (!own) {
+      const std::string classes = p.ask(
+          "Specify the comma-separated list of transformer layer class names (case-sensitive) to wrap, e.g. "
+          "`BertLayer`, `BertLayer,BertEmbeddings` ...? : ",
+          std::nullopt, [](const std::string& a) -> std::string {
+            return trim(a).empty() ? "Please enter one or more class names, e.g. BertLayer." : "";
+          });
+      f["fsdp_transformer_layer_cls_to_wrap"] = yaml_quote(classes);
+    }
+  } else if (policy == 1) {
+    const int min_params = p.ask_int(
+        "What should be your FSDP's minimum number of parameters for Default Auto Wrapping Policy? [1e8]: ",
+        100000000, 0, std::numeric_limits<int>::max(), "Please enter an integer >= 0.");
+    f["fsdp_min_num_params"] = std::to_string(min_params);
+  }
+  if (version == 1) {
+    const std::vector<std::string> prefetch = find_sharding_setting("fsdp_backward_prefetch")->choices;
+    f["fsdp_backward_prefetch"] =
+        prefetch[p.ask_options("What should be your FSDP's backward prefetch policy?", prefetch, 0)];
+  }
+  const std::vector<std::string> dict_types =
+      version == 1 ? std::vector<std::string>{"FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"}
+                   : std::vector<std::string>{"SHARDED_STATE_DICT", "FULL_STATE_DICT"};
+  f["fsdp_state_dict_type"] =
+      dict_types[p.ask_options("What should be your FSDP's state dict type?", dict_types, 0)];
+  if (version == 1) {
+    yes_no("fsdp_forward_prefetch",
+           "Do you want to enable FSDP's forward prefetch policy? [yes/NO]: ", false);
+    yes_no("fsdp_use_orig_params",
+           "Do you want to enable FSDP's `use_orig_params` feature? [YES/no]: ", true);
+  }
+  const bool efficient =
+      yes_no("fsdp_cpu_ram_efficient_loading",
+             "Do you want to enable CPU RAM efficient model loading (only rank 0 reads the "
+             "weights)? [YES/no]: ",
+             true);
+  if (version == 1) {
+    if (efficient) {
+      f["fsdp_sync_module_states"] = "true";
+    } else {
+      yes_no(
+          "fsdp_sync_module_states",
+          "Do you want each individually wrapped FSDP unit to broadcast module parameters from rank 0 at the "
+          "start? [YES/no]: ",
+          true);
+    }
+  }
+  yes_no("fsdp_activation_checkpointing",
+         "Do you want to enable FSDP activation checkpointing? [yes/NO]: ", false);
+  return section_text(f);
+}
+
+}  // namespace
+
 ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool echo_answers) {
   Prompter p(in, out, echo_answers);
   ClusterConfig c;
@@ -328,13 +451,13 @@ ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool
   const std::vector<std::string> kTypes = {"NO", "MULTI_CPU", "MULTI_GPU"};
   const size_t type = p.ask_options("Which type of machine are you using?",
                                     {"No distributed training", "multi-CPU", "multi-GPU"}, 0);
-  const std::string dt = kTypes[type];
-  c.distributed_type = dt;
+  std::string dt = kTypes[type];
+  const bool multi = dt != "NO";
 
   int machine_rank = 0, num_machines = 1;
   bool same_network = true, debug = false;
   std::string rdzv_backend = "static";
-  if (dt != "NO") {
+  if (multi) {
     num_machines = p.ask_int(
         "How many different machines will you use (use more than 1 for multi-node training)? [1]: ", 1, 1,
         1 << 20, "Please enter an integer >= 1.");
@@ -373,9 +496,24 @@ ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool
         "Do you want to run your training on CPU only (even if a GPU is available)? [yes/NO]: ", false);
   }
 
+  // Sharded data parallel: DeepSpeed's ZeRO, then FSDP, as Accelerate asks them (both drive accel's
+  // sharded engine; on CPUs too, where Accelerate asks neither).
+  bool deepspeed = false;
+  if (multi) {
+    deepspeed = p.ask_yes_no("Do you want to use DeepSpeed? [yes/NO]: ", false);
+    if (deepspeed) {
+      dt = "DEEPSPEED";
+      c.passthrough["deepspeed_config"] = ask_deepspeed(p);
+    } else if (p.ask_yes_no("Do you want to use FullyShardedDataParallel? [yes/NO]: ", false)) {
+      dt = "FSDP";
+      c.passthrough["fsdp_config"] = ask_fsdp(p);
+    }
+  }
+  c.distributed_type = dt;
+
   int num_processes = 1;
-  if (dt != "NO") {
-    const std::string what = dt == "MULTI_CPU" ? "processes" : "GPU(s)";
+  if (multi) {
+    const std::string what = use_cpu ? "processes" : "GPU(s)";
     num_processes = p.ask_int(
         c10::str("How many ", what, " should be used for distributed training? [1]: "), 1, 1, 1 << 20,
         "Please enter an integer >= 1.", [&](int n) -> std::string {
@@ -403,9 +541,11 @@ ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool
   }
   const std::vector<std::string> kPrecisions = {"no", "fp16", "bf16"};
   c.mixed_precision = kPrecisions[p.ask_options("Do you wish to use mixed precision?", kPrecisions, 0)];
+  // With DeepSpeed the accumulation steps were asked among its questions (deepspeed_config).
   const int accumulation =
-      p.ask_int("How many gradient accumulation steps you're passing in your script? [1]: ", 1, 1, 1 << 20,
-                "Please enter an integer >= 1.");
+      deepspeed ? 1
+                : p.ask_int("How many gradient accumulation steps you're passing in your script? [1]: ", 1, 1,
+                            1 << 20, "Please enter an integer >= 1.");
 
   // The fields Accelerate's questionnaire writes for the same answers (its ClusterConfig.to_dict).
   c.debug = debug;

@@ -4,6 +4,8 @@
 #include "accel/launcher/config_file.h"
 
 #include "accel/core/error.h"
+#include "accel/core/strings.h"
+#include "accel/launcher/sharding.h"
 
 #include <fcntl.h>
 #include <pwd.h>
@@ -36,11 +38,12 @@ const std::vector<std::string> kMixedPrecisions = {"no", "fp16", "bf16", "fp8"};
 const std::vector<std::string> kComputeEnvironments = {"LOCAL_MACHINE", "AMAZON_SAGEMAKER"};
 
 // Top-level keys of Accelerate's ClusterConfig (config_args.py) that accel keeps as passthrough.
+// Every release's keys count: ipex_config was written by 0.19 to 1.12, tp_config by 1.4 to 1.6.
 const std::vector<std::string> kPassthroughKeys = {
-    "command_file",    "commands",           "deepspeed_config", "downcast_bf16",
-    "dynamo_config",   "fp8_config",         "fsdp_config",      "megatron_lm_config",
-    "mpirun_config",   "parallelism_config", "tpu_env",          "tpu_name",
-    "tpu_use_cluster", "tpu_use_sudo",       "tpu_vm",           "tpu_zone"};
+    "command_file",       "commands",    "deepspeed_config", "downcast_bf16",      "dynamo_config",
+    "fp8_config",         "fsdp_config", "ipex_config",      "megatron_lm_config", "mpirun_config",
+    "parallelism_config", "tp_config",   "tpu_env",          "tpu_name",           "tpu_use_cluster",
+    "tpu_use_sudo",       "tpu_vm",      "tpu_zone"};
 // Extra keys of Accelerate's SageMakerConfig (accepted when compute_environment is AMAZON_SAGEMAKER).
 const std::vector<std::string> kSageMakerKeys = {"additional_args",
                                                  "base_job_name",
@@ -71,12 +74,6 @@ const std::vector<std::string> kTypedKeys = {"compute_environment",
                                              "rdzv_backend",
                                              "same_network",
                                              "use_cpu"};
-
-std::string join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
@@ -337,6 +334,65 @@ std::string node_to_text(const YAML::Node& n) {
   return os.str();
 }
 
+// The value of a fsdp_config / deepspeed_config entry as one string: a scalar as written, a list
+// of scalars joined with ","; std::nullopt for null. `ok` is false for a mapping or nested list.
+std::optional<std::string> entry_text(const YAML::Node& v, bool* ok) {
+  *ok = true;
+  if (v.IsNull()) return std::nullopt;
+  if (v.IsScalar()) {
+    if (!node_is_string_scalar(v) && is_yaml11_null(v.Scalar())) return std::nullopt;
+    return fix_yaml_cpp_escapes(v.Scalar());
+  }
+  if (v.IsSequence()) {
+    std::vector<std::string> items;
+    for (const auto& item : v) {
+      if (!item.IsScalar()) {
+        *ok = false;
+        return std::nullopt;
+      }
+      items.push_back(fix_yaml_cpp_escapes(item.Scalar()));
+    }
+    return join(items, ",");
+  }
+  *ok = false;
+  return std::nullopt;
+}
+
+// Checks the values of a fsdp_config / deepspeed_config section as written in a file. Keys accel
+// does not know are left for `accel launch` to warn about.
+void check_sharding_section(const std::string& source, const std::string& section, const YAML::Node& node) {
+  if (node.IsNull()) return;
+  ACCEL_CHECK_INPUT(
+      node.IsMap(), where(source, node.Mark()), ": ", section,
+      " must be a mapping of `key: value` lines. HINT: re-create the file with `accel config`.");
+  const ShardingMode mode = section == "fsdp_config" ? ShardingMode::kFsdp : ShardingMode::kDeepSpeed;
+  for (const auto& kv : node) {
+    const std::string key = kv.first.Scalar();
+    const ShardingSetting* setting = find_sharding_setting(canonical_sharding_key(section, key));
+    const bool steps_key = mode == ShardingMode::kDeepSpeed && key == "gradient_accumulation_steps";
+    if (!steps_key && (setting == nullptr || setting->mode != mode)) continue;  // `accel launch` warns
+    bool ok = true;
+    const std::optional<std::string> text = entry_text(kv.second, &ok);
+    ACCEL_CHECK_INPUT(ok, where(source, kv.second.Mark()), ": ", section, ".", key,
+                      " must be a single value. HINT: write it like `", key, ": value`.");
+    if (!text) continue;
+    if (steps_key) {
+      int steps = 0;
+      auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), steps);
+      ACCEL_CHECK_INPUT(ec == std::errc() && p == text->data() + text->size() && steps >= 1,
+                        where(source, kv.second.Mark()), ": ", section, ".", key, " is '", *text,
+                        "', expected an integer >= 1. HINT: `", key, ": 1`.");
+      continue;
+    }
+    try {
+      normalize_setting_value(*setting, *text);
+    } catch (const std::invalid_argument& e) {
+      throw InputError(c10::str(where(source, kv.second.Mark()), ": ", section, ".", key, " ", e.what(),
+                                ". HINT: fix the value, or re-create the file with `accel config`."));
+    }
+  }
+}
+
 // ---- YAML -> JSON for config_to_json --------------------------------------------------------
 
 nlohmann::ordered_json to_json(const YAML::Node& n) {
@@ -428,10 +484,6 @@ std::string home_dir() {
 std::string expand_user(const std::string& p) {
   if (p == "~" || p.rfind("~/", 0) == 0) return home_dir() + p.substr(1);
   return p;
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 // The whole config as one YAML map (typed fields + passthrough), for emitting.
@@ -620,6 +672,7 @@ ClusterConfig parse_config_text(const std::string& text, const std::string& sour
     else if (key == "dynamo_backend")
       legacy_dynamo = r.str(key, v).value_or("NO");  // accelerate < 0.18
     else if (contains(kPassthroughKeys, key) || (sagemaker && contains(kSageMakerKeys, key))) {
+      if (key == "fsdp_config" || key == "deepspeed_config") check_sharding_section(source, key, v);
       c.passthrough[key] = node_to_text(v);
     } else {
       std::vector<std::string> candidates = known_config_keys();
@@ -745,6 +798,29 @@ std::optional<std::string> passthrough_scalar(const ClusterConfig& config, const
   if (!n || !n.IsScalar()) return std::nullopt;
   if (!node_is_string_scalar(n) && is_yaml11_null(n.Scalar())) return std::nullopt;
   return n.Scalar();
+}
+
+std::string yaml_quote(const std::string& s) {
+  return yaml_string(s);
+}
+
+std::vector<std::pair<std::string, std::string>> passthrough_entries(const ClusterConfig& config,
+                                                                     const std::string& key) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto it = config.passthrough.find(key);
+  if (it == config.passthrough.end()) return out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(it->second);
+  } catch (const YAML::Exception&) {
+    return out;
+  }
+  if (!root.IsMap()) return out;
+  for (const auto& kv : root) {
+    bool ok = true;
+    if (auto text = entry_text(kv.second, &ok)) out.emplace_back(kv.first.Scalar(), *text);
+  }
+  return out;
 }
 
 void save_config_file(const ClusterConfig& config, const std::string& path) {

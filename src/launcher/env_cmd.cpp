@@ -1,7 +1,9 @@
 // `accel env`: a copy-paste block describing the build, LibTorch, the machine and the config file
 // in use, for bug reports (like `accelerate env`). The one launcher file that includes torch.
 #include "accel/launcher/cli.h"
+#include "accel/core/strings.h"
 #include "accel/launcher/config_file.h"
+#include "accel/launcher/launch.h"
 #include "accel/launcher/questionnaire.h"
 
 #include <sched.h>
@@ -25,8 +27,9 @@ const char* kEnvHelp =
     "usage: accel env [--config_file PATH]\n"
     "\n"
     "Print accel's version and build options, the LibTorch version, the compiler, the operating\n"
-    "system, CPU, memory and GPUs, and the config file `accel launch` would use, as a block to\n"
-    "paste into a bug report.\n"
+    "system, CPU, memory and GPUs, and the config file `accel launch` would use with its sharded\n"
+    "data parallel settings (FSDP / DeepSpeed, resolved as `accel launch` resolves them, and whether\n"
+    "this build can run them), as a block to paste into a bug report.\n"
     "\n"
     "options:\n"
     "  --config_file PATH  the config file to show (default: the one `accel launch` would use:\n"
@@ -104,6 +107,56 @@ std::vector<std::string> nvidia_gpu_names() {
     names.push_back(model.empty() ? d.filename().string() : model + " (" + d.filename().string() + ")");
   }
   return names;
+}
+
+// The sharded path `accel launch` would take with this config (no flags): the resolved FSDP /
+// DeepSpeed settings, where each came from, the variables the workers get, and whether this build
+// has the collectives to run it.
+void write_sharding_report(std::ostream& out, const ClusterConfig& c, const std::string& config_file,
+                           bool gloo, bool nccl_usable) {
+  LaunchArgs args;
+  args.config_file = config_file;
+  std::vector<std::string> warnings;
+  ShardingSettings s;
+  try {
+    s = resolve_sharding(args, c, &warnings);
+  } catch (const UsageError& e) {
+    out << "- Sharded data parallel: the config's settings are not valid: " << e.what() << "\n";
+    return;
+  }
+  if (s.mode == ShardingMode::kNone) {
+    out << "- Sharded data parallel: no (distributed_type " << c.distributed_type.value_or("NO")
+        << "; --use_fsdp or --use_deepspeed at launch turns it on)\n";
+    return;
+  }
+  const bool fsdp = s.mode == ShardingMode::kFsdp;
+  out << "- Sharded data parallel: "
+      << (fsdp ? "FSDP, fsdp_version " + s.get("fsdp_version").value_or("1") : "DeepSpeed ZeRO")
+      << ", strategy " << describe_strategy(sharding_strategy(s)) << "\n";
+  for (const auto& [name, value] : s.values) {
+    const auto origin = s.origin.find(name);
+    out << "\t- " << name << ": " << value << " ("
+        << (origin == s.origin.end() ? "config file" : origin->second) << ")\n";
+  }
+  if (!fsdp) {
+    out << "\t- honoured: " << (s.honoured.empty() ? "-" : join(s.honoured, ", ")) << "\n";
+    if (!s.ignored.empty()) out << "\t- ignored: " << join(s.ignored, ", ") << "\n";
+  }
+  for (const auto& w : warnings) out << "\t- warning: " << w << "\n";
+  std::vector<std::string> vars;
+  for (const auto& [k, v] : sharding_env(s)) vars.push_back(k + "=" + v);
+  out << "\t- the workers get: " << join(vars, " ") << "\n";
+  const bool on_cpu = c.use_cpu.value_or(false) || upper(c.distributed_type.value_or("")) == "MULTI_CPU";
+  if (on_cpu) {
+    out << "- Sharded data parallel runs here: "
+        << (gloo ? "yes, CPU processes over Gloo" : "no: Gloo is not built") << "\n";
+  } else {
+    out << "- Sharded data parallel runs here: "
+        << (nccl_usable ? "yes, GPUs over NCCL"
+            : gloo      ? "not on GPUs (no NCCL with a CUDA device here); on CPU processes over Gloo: yes"
+                        : "no: neither NCCL with a CUDA device nor Gloo")
+        << "\n";
+  }
 }
 
 }  // namespace
@@ -208,6 +261,7 @@ void write_env_report(std::ostream& out, const std::string& config_file_arg) {
     std::istringstream lines(config_to_yaml(c));
     std::string line;
     while (std::getline(lines, line)) out << "\t- " << line << "\n";
+    write_sharding_report(out, c, config_file, gloo, nccl && cuda);
   } catch (const c10::Error& e) {
     out << "- `accel` config: cannot be loaded: " << e.what_without_backtrace() << "\n";
   }

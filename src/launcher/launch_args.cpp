@@ -1,6 +1,8 @@
 // `accel launch` command-line parsing: the flag table, --help text and unknown-flag suggestions.
 #include "accel/launcher/launch.h"
 
+#include "accel/core/strings.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -11,7 +13,9 @@
 namespace accel::launcher {
 namespace {
 
-enum class Kind { kInt, kDouble, kString, kBool };
+// kSetting: an FSDP / DeepSpeed setting (sharding.h), kept as typed; kBoolSetting: one of them
+// that takes true/false, where a bare flag means true.
+enum class Kind { kInt, kDouble, kString, kBool, kSetting, kBoolSetting };
 
 struct FlagSpec {
   const char* name;  // canonical, underscore spelling, without dashes
@@ -22,9 +26,9 @@ struct FlagSpec {
   const char* help;
 };
 
-// The flags of `accel launch`, in --help order. Names and meanings are Accelerate's, except
-// grace_period (accel's own).
-const FlagSpec kFlags[] = {
+// The flags of `accel launch` other than the FSDP / DeepSpeed settings, in --help order. Names
+// and meanings are Accelerate's, except grace_period (accel's own).
+const FlagSpec kBaseFlags[] = {
     {"config_file", 0, Kind::kString, "General", "FILE",
      "config file to read defaults from (default: accel's, else Accelerate's default_config.yaml)"},
     {"quiet", 'q', Kind::kBool, "General", nullptr,
@@ -63,10 +67,30 @@ const FlagSpec kFlags[] = {
      "write each rank's stdout/stderr to DIR/attempt_<k>/rank_<i>.{stdout,stderr}.log"},
 };
 
+// Every flag: the base ones, then --use_fsdp and the FSDP settings, then --use_deepspeed and the
+// DeepSpeed settings (the setting table of sharding.h), in --help order.
+const std::vector<FlagSpec>& all_flags() {
+  static const std::vector<FlagSpec> flags = [] {
+    std::vector<FlagSpec> f(std::begin(kBaseFlags), std::end(kBaseFlags));
+    f.push_back({"use_fsdp", 0, Kind::kBool, "FSDP", nullptr,
+                 "sharded data parallel with FSDP's settings (as distributed_type: FSDP)"});
+    for (const auto& s : sharding_settings())
+      if (s.is_flag && s.mode == ShardingMode::kFsdp)
+        f.push_back({s.name, 0, s.kind == SettingKind::kBool ? Kind::kBoolSetting : Kind::kSetting, "FSDP",
+                     s.kind == SettingKind::kBool ? "[true|false]" : "V", s.help});
+    f.push_back({"use_deepspeed", 0, Kind::kBool, "DeepSpeed", nullptr,
+                 "sharded data parallel with DeepSpeed's ZeRO settings (as distributed_type: DEEPSPEED)"});
+    for (const auto& s : sharding_settings())
+      if (s.is_flag && s.mode == ShardingMode::kDeepSpeed)
+        f.push_back({s.name, 0, s.kind == SettingKind::kBool ? Kind::kBoolSetting : Kind::kSetting,
+                     "DeepSpeed", s.kind == SettingKind::kBool ? "[true|false]" : "V", s.help});
+    return f;
+  }();
+  return flags;
+}
+
 // Accelerate flags accel recognises but does not implement: a clear error instead of a guess.
 const char* const kUnsupportedExact[] = {"tpu",
-                                         "use_deepspeed",
-                                         "use_fsdp",
                                          "use_megatron_lm",
                                          "use_parallelism_config",
                                          "module",
@@ -80,33 +104,22 @@ const char* const kUnsupportedExact[] = {"tpu",
                                          "env",
                                          "mpirun_hostfile",
                                          "aws_access_key_id",
-                                         "aws_secret_access_key",
-                                         "gradient_clipping",
-                                         "zero_stage",
-                                         "offload_optimizer_device",
-                                         "offload_param_device",
-                                         "offload_optimizer_nvme_path",
-                                         "offload_param_nvme_path",
-                                         "zero3_init_flag",
-                                         "zero3_save_16bit_model"};
-const char* const kUnsupportedPrefixes[] = {"dynamo_",      "deepspeed_",          "fsdp_", "fp8_",
-                                            "megatron_lm_", "parallelism_config_", "tpu_"};
+                                         "aws_secret_access_key"};
+const char* const kUnsupportedPrefixes[] = {"dynamo_", "fp8_", "megatron_lm_", "parallelism_config_", "tpu_"};
 
 std::string normalize(std::string name) {
   std::replace(name.begin(), name.end(), '-', '_');
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name;
+  return lower(std::move(name));
 }
 
 const FlagSpec* find_flag(const std::string& canonical) {
-  for (const auto& f : kFlags)
+  for (const auto& f : all_flags())
     if (canonical == f.name) return &f;
   return nullptr;
 }
 
 const FlagSpec* find_short(char c) {
-  for (const auto& f : kFlags)
+  for (const auto& f : all_flags())
     if (f.short_name == c) return &f;
   return nullptr;
 }
@@ -152,6 +165,12 @@ double parse_double(const std::string& flag, const std::string& v) {
   return x;
 }
 
+bool is_bool_word(const std::string& v) {
+  const std::string s = lower(v);
+  return s == "1" || s == "true" || s == "yes" || s == "on" || s == "0" || s == "false" || s == "no" ||
+         s == "off";
+}
+
 bool parse_bool(const std::string& flag, const std::string& v) {
   const std::string s = normalize(v);
   if (s == "1" || s == "true" || s == "yes" || s == "on") return true;
@@ -167,6 +186,10 @@ bool is_tee_selector(const std::string& v) {
 void set_value(LaunchArgs& a, const FlagSpec& f, const std::string& v, bool has_value) {
   const std::string name = f.name;
   switch (f.kind) {
+    case Kind::kSetting:
+    case Kind::kBoolSetting:
+      a.sharding[name] = has_value ? v : "true";  // checked when the launch is resolved
+      return;
     case Kind::kBool: {
       if (name == "tee" && has_value && is_tee_selector(v)) {
         a.tee = v != "0";  // torchrun: 0 none, 1 stdout, 2 stderr, 3 both
@@ -185,6 +208,10 @@ void set_value(LaunchArgs& a, const FlagSpec& f, const std::string& v, bool has_
         a.multi_gpu = b;
       else if (name == "tee")
         a.tee = b;
+      else if (name == "use_fsdp")
+        a.use_fsdp = b;
+      else if (name == "use_deepspeed")
+        a.use_deepspeed = b;
       // same_network: accepted, no effect (one rendezvous address is used either way).
       return;
     }
@@ -250,9 +277,9 @@ std::string closest_launch_flag(const std::string& flag) {
   std::string s = flag;
   while (!s.empty() && s.front() == '-') s.erase(s.begin());
   s = normalize(s.substr(0, s.find('=')));
-  const FlagSpec* best = &kFlags[0];
+  const FlagSpec* best = &all_flags()[0];
   size_t best_d = std::numeric_limits<size_t>::max();
-  for (const auto& f : kFlags) {
+  for (const auto& f : all_flags()) {
     const size_t d = edit_distance(s, f.name);
     if (d < best_d) {
       best_d = d;
@@ -302,7 +329,12 @@ LaunchArgs parse_launch_args(const std::vector<std::string>& args) {
       value = args[++i];
       has_value = true;
     }
-    if (spec->kind != Kind::kBool && !has_value) {
+    // --fsdp_offload_params takes true/false like Accelerate's; bare, it means true.
+    if (spec->kind == Kind::kBoolSetting && !has_value && i + 1 < args.size() && is_bool_word(args[i + 1])) {
+      value = args[++i];
+      has_value = true;
+    }
+    if (spec->kind != Kind::kBool && spec->kind != Kind::kBoolSetting && !has_value) {
       if (i + 1 >= args.size())
         throw UsageError(std::string("--") + spec->name + " needs a value" +
                          (spec->metavar ? std::string(" (") + spec->metavar + ")" : ""));
@@ -325,9 +357,12 @@ std::string launch_help() {
        "give their workers (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, ACCELERATE_*, ...).\n"
        "Values not given come from the config file (`accel config`), then the defaults.\n"
        "Flags take `--flag value` or `--flag=value`; `--num-processes` equals `--num_processes`.\n"
-       "Everything after PROGRAM is passed to it untouched.\n";
+       "Everything after PROGRAM is passed to it untouched.\n"
+       "Sharded data parallel: --use_fsdp with the FSDP settings, or --use_deepspeed with the ZeRO ones\n"
+       "(or distributed_type FSDP / DEEPSPEED in the config file); the workers get Accelerate's FSDP_* /\n"
+       "ACCELERATE_DEEPSPEED_* variables. Settings not given take Accelerate's defaults.\n";
   const char* group = "";
-  for (const auto& f : kFlags) {
+  for (const auto& f : all_flags()) {
     if (std::string(group) != f.group) {
       group = f.group;
       o << "\n" << group << ":\n";

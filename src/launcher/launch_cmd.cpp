@@ -1,4 +1,5 @@
 // `accel launch` (launch_main) and `accel --version`: the thin command over the launch library.
+#include "accel/core/strings.h"
 #include "accel/launcher/cli.h"
 #include "accel/launcher/config_file.h"
 #include "accel/launcher/launch.h"
@@ -7,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #ifndef ACCEL_VERSION
@@ -15,7 +17,9 @@
 
 namespace accel::launcher {
 
-std::string version() { return ACCEL_VERSION; }
+std::string version() {
+  return ACCEL_VERSION;
+}
 
 int launch_main(const std::vector<std::string>& args) {
   try {
@@ -27,7 +31,7 @@ int launch_main(const std::vector<std::string>& args) {
     std::optional<ClusterConfig> file;
     std::string path = a.config_file.value_or("");
     if (!path.empty()) {
-      struct stat st{};
+      struct stat st {};
       if (::stat(path.c_str(), &st) != 0)
         throw UsageError("config file '" + path +
                          "' does not exist. HINT: run `accel config` to write one, or fix the path");
@@ -43,8 +47,15 @@ int launch_main(const std::vector<std::string>& args) {
       a.config_file = path;
     }
     LaunchConfig config = resolve_launch_config(a, file, detect_visible_gpus());
-    if (!config.quiet)
+    if (!config.quiet) {
+      // Settings that change nothing here are listed only at debug level, as the library does.
+      const char* level = std::getenv("ACCEL_LOG_LEVEL");
+      if (level == nullptr || *level == '\0') level = std::getenv("ACCELERATE_LOG_LEVEL");
+      if (level != nullptr && lower(level) == "debug")
+        for (const auto& n : config.debug_notes) std::fprintf(stderr, "accel launch: debug: %s\n", n.c_str());
+      for (const auto& n : config.notes) std::fprintf(stderr, "accel launch: %s\n", n.c_str());
       for (const auto& w : config.warnings) std::fprintf(stderr, "accel launch: warning: %s\n", w.c_str());
+    }
     const PortChoice port = choose_port(config);
     config.main_process_port = port.port;
     if (!port.note.empty() && !config.quiet) std::fprintf(stderr, "accel launch: %s\n", port.note.c_str());

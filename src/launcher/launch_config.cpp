@@ -2,6 +2,8 @@
 // rendezvous port and program lookup.
 #include "accel/launcher/launch.h"
 
+#include "accel/core/strings.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -15,6 +17,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 extern char** environ;
 
@@ -48,10 +51,89 @@ int count_gpu_ids(const std::string& ids) {
   return n;
 }
 
-std::string upper(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return s;
+// Sorts every setting of the file accel does not act on into a warning (it would change
+// behaviour and cannot be honoured) or a debug note (it changes nothing here). Sharding sections
+// of the active mode are resolve_sharding's.
+void review_config(const ClusterConfig& file, LaunchConfig& c) {
+  const ShardingMode mode = c.sharding.mode;
+  auto quiet = [&](const std::string& key, const std::string& why) {
+    c.debug_notes.push_back("config key '" + key + "' changes nothing here (" + why + ")");
+  };
+  auto entry = [&](const std::string& section, const std::string& key) -> std::optional<std::string> {
+    for (const auto& [k, v] : passthrough_entries(file, section))
+      if (k == key) return v;
+    return std::nullopt;
+  };
+  auto is_true = [](const std::optional<std::string>& v) {
+    if (!v) return false;
+    const std::string l = lower(*v);
+    return l == "true" || l == "yes" || l == "on" || l == "1";
+  };
+  if (file.compute_environment && upper(*file.compute_environment) != "LOCAL_MACHINE")
+    c.warnings.push_back("compute_environment " + *file.compute_environment +
+                         " is ignored; accel launches on this machine");
+  if (file.rdzv_backend && *file.rdzv_backend != "static")
+    c.warnings.push_back("rdzv_backend " + *file.rdzv_backend +
+                         " is ignored; accel uses static rendezvous (MASTER_ADDR/MASTER_PORT)");
+  if (file.enable_cpu_affinity.value_or(false))
+    c.warnings.push_back("enable_cpu_affinity is not supported yet and is ignored");
+  if (file.same_network) quiet("same_network", "rendezvous is static, at main_process_ip");
+  if (file.main_training_function) quiet("main_training_function", "TPU notebook launches only");
+  for (const auto& [key, text] : file.passthrough) {
+    const auto entries = passthrough_entries(file, key);
+    if (key == "fsdp_config" || key == "deepspeed_config") {
+      const ShardingMode own = key == "fsdp_config" ? ShardingMode::kFsdp : ShardingMode::kDeepSpeed;
+      if (own != mode) quiet(key, "distributed_type is " + file.distributed_type.value_or("NO"));
+    } else if (key == "dynamo_config") {
+      const auto backend = entry(key, "dynamo_backend");
+      if (backend && upper(*backend) != "NO")
+        c.warnings.push_back("dynamo_config (dynamo_backend " + *backend +
+                             ") is ignored: torch.compile is Python-only, accel programs run LibTorch's "
+                             "eager kernels");
+      else
+        quiet(key, "no dynamo backend");
+    } else if (key == "mpirun_config") {
+      // mpirun would place the processes on the hostfile's machines: the same as accel's own start
+      // on one machine; several machines need accel launch on each. mpirun_ccl (oneCCL threads)
+      // has no meaning with Gloo.
+      const auto hostfile = entry(key, "mpirun_hostfile");
+      if (hostfile && c.num_machines > 1)
+        c.warnings.push_back("mpirun_config (mpirun_hostfile " + *hostfile +
+                             ") is ignored: accel launch starts this machine's processes itself, without "
+                             "mpirun. HINT: run accel launch on each machine with its --machine_rank");
+      else
+        quiet(key, hostfile ? "one machine: every process runs here" : "mpirun is not asked for");
+    } else if (key == "ipex_config") {
+      std::vector<std::string> asked;
+      for (const char* k : {"ipex", "ipex_enabled", "use_xpu"})
+        if (is_true(entry(key, k))) asked.push_back(std::string(k) + ": true");
+      if (!asked.empty())
+        c.warnings.push_back("ipex_config (" + join(asked, ", ") +
+                             ") is ignored: Intel Extension for PyTorch and XPU devices are not "
+                             "supported; accel runs LibTorch's CPU or CUDA kernels");
+      else
+        quiet(key, "IPEX is off");
+    } else if (key == "tp_config" || key == "parallelism_config") {
+      std::vector<std::string> sizes;
+      for (const auto& [k, v] : entries)
+        if (ends_with(k, "_size") && v != "1") sizes.push_back(k + " " + v);
+      if (!sizes.empty())
+        c.warnings.push_back(key + " (" + join(sizes, ", ") +
+                             ") is ignored: accel runs data parallel only (plain or sharded); tensor and "
+                             "context parallelism are not supported");
+      else
+        quiet(key, "every size is 1");
+    } else if (key == "downcast_bf16" || starts_with(key, "tpu_") || key == "commands" ||
+               key == "command_file") {
+      quiet(key, "TPU only");
+    } else if (key == "fp8_config") {
+      quiet(key, "used with mixed_precision fp8 only");
+    } else if (key == "megatron_lm_config") {
+      quiet(key, "used with distributed_type MEGATRON_LM only");
+    } else {
+      quiet(key, "Amazon SageMaker only");
+    }
+  }
 }
 
 int make_socket() {
@@ -70,23 +152,14 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
   c.quiet = args.quiet;
   c.debug = pick(args.debug, file.debug, false);
 
-  // Paradigm: accel runs plain data parallel; say so when the file asks for more.
+  // Paradigm: plain or sharded data parallel; say so when the file asks for more.
   const std::string dist = upper(file.distributed_type.value_or("NO"));
-  static const char* const kPlain[] = {"NO", "MULTI_CPU", "MULTI_GPU"};
-  if (std::find(std::begin(kPlain), std::end(kPlain), dist) == std::end(kPlain))
+  static const char* const kSupported[] = {"NO", "MULTI_CPU", "MULTI_GPU", "FSDP", "DEEPSPEED"};
+  if (std::find(std::begin(kSupported), std::end(kSupported), dist) == std::end(kSupported))
     c.warnings.push_back("distributed_type " + dist +
                          " in the config file is not supported by accel; running plain data "
                          "parallel (one process per device)");
-  if (file.compute_environment && upper(*file.compute_environment) != "LOCAL_MACHINE")
-    c.warnings.push_back("compute_environment " + *file.compute_environment +
-                         " is ignored; accel launches on this machine");
-  if (file.rdzv_backend && *file.rdzv_backend != "static")
-    c.warnings.push_back("rdzv_backend " + *file.rdzv_backend +
-                         " is ignored; accel uses static rendezvous (MASTER_ADDR/MASTER_PORT)");
-  if (file.enable_cpu_affinity.value_or(false))
-    c.warnings.push_back("enable_cpu_affinity is not supported yet and is ignored");
-  for (const auto& [section, text] : file.passthrough)
-    c.warnings.push_back("config section '" + section + "' is kept but not acted on by accel launch");
+  c.sharding = resolve_sharding(args, file, &c.warnings);
 
   // Hardware.
   std::optional<bool> file_cpu = file.use_cpu;
@@ -145,16 +218,24 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
   // Precision and training.
   c.mixed_precision = pick(args.mixed_precision, file.mixed_precision, std::string("no"));
   {
-    std::string mp = c.mixed_precision;
-    std::transform(mp.begin(), mp.end(), mp.begin(),
-                   [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    const std::string mp = lower(c.mixed_precision);
     if (mp == "fp8")
       throw UsageError("mixed_precision fp8 is not supported by accel; accepted: no, fp16, bf16");
     if (mp != "no" && mp != "fp16" && mp != "bf16")
       throw UsageError("mixed_precision '" + c.mixed_precision + "' is not valid; accepted: no, fp16, bf16");
     c.mixed_precision = mp;
   }
-  c.gradient_accumulation_steps = pick(args.gradient_accumulation_steps, file.gradient_accumulation_steps, 1);
+  std::optional<int> file_steps = file.gradient_accumulation_steps;
+  if (auto ds = c.sharding.get("gradient_accumulation_steps")) {
+    // DeepSpeed keeps it in deepspeed_config (checked to be an integer >= 1 when the file loaded).
+    const int ds_steps = std::atoi(ds->c_str());
+    if (file_steps && *file_steps != ds_steps && !args.gradient_accumulation_steps)
+      throw UsageError("the config file sets gradient_accumulation_steps " + std::to_string(*file_steps) +
+                       " and deepspeed_config.gradient_accumulation_steps " + *ds +
+                       ". HINT: keep one of them, or give --gradient_accumulation_steps");
+    file_steps = ds_steps;
+  }
+  c.gradient_accumulation_steps = pick(args.gradient_accumulation_steps, file_steps, 1);
   if (c.gradient_accumulation_steps < 1)
     throw UsageError("gradient_accumulation_steps must be at least 1, got " +
                      std::to_string(c.gradient_accumulation_steps));
@@ -179,6 +260,24 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
   }
   c.log_dir = args.log_dir.value_or(args.tee ? std::string("accel_logs") : std::string());
   c.config_file = args.config_file.value_or("");
+
+  review_config(file, c);
+
+  // Sharding: DeepSpeed says what it honours (a warning when something is not); FSDP's values are
+  // the program's to judge, so they are listed at debug level only.
+  if (c.sharding.mode == ShardingMode::kDeepSpeed) {
+    std::string line = "DeepSpeed settings honoured: " + join(c.sharding.honoured, ", ");
+    if (c.sharding.ignored.empty()) {
+      c.notes.push_back(line + " (" + describe_strategy(sharding_strategy(c.sharding)) + ")");
+    } else {
+      c.warnings.push_back(line + "; ignored: " + join(c.sharding.ignored, ", "));
+    }
+  } else if (c.sharding.mode == ShardingMode::kFsdp) {
+    std::vector<std::string> vars;
+    for (const auto& [k, v] : sharding_env(c.sharding)) vars.push_back(k + "=" + v);
+    c.debug_notes.push_back("FSDP: " + describe_strategy(sharding_strategy(c.sharding)) +
+                            "; the workers get " + join(vars, " "));
+  }
   return c;
 }
 
@@ -211,6 +310,7 @@ std::map<std::string, std::string> worker_env(const LaunchConfig& c, int local_r
   e["ACCELERATE_USE_CPU"] = c.use_cpu ? "True" : "False";
   e["ACCELERATE_DEBUG_MODE"] = c.debug ? "true" : "false";
   e["ACCELERATE_NUM_PROCESSES"] = s(c.num_processes);
+  for (const auto& [k, v] : sharding_env(c.sharding)) e[k] = v;
   if (c.gpu_ids != "all" && !c.gpu_ids.empty()) e["CUDA_VISIBLE_DEVICES"] = c.gpu_ids;
   if (c.num_cpu_threads_per_process) {
     e["OMP_NUM_THREADS"] = s(*c.num_cpu_threads_per_process);

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -178,12 +179,44 @@ void mkdirs(const std::string& path) {
 
 constexpr size_t kMaxLine = 64 * 1024;  // a longer line without a newline is emitted in pieces
 
+// One of a worker's output pipes. A line holding '\r' is a progress line (a bar redrawn in
+// place): its visible text is the last segment between carriage returns that is not empty.
 struct Stream {
   int fd = -1;  // read end of the worker's pipe; -1 after EOF
   bool is_err = false;
-  std::string partial;  // bytes after the last line end
+  std::string partial;                // the current line since its start, or since its last '\r'
+  bool progress = false;              // the current line has had a '\r'
+  std::string segment;                // progress: the last complete non-empty segment
+  Clock::time_point last_snapshot{};  // progress on a pipe: when it was last written out ...
+  std::string snapshot;               // ... and what was written
   int log_fd = -1;
 };
+
+// What the launcher's own stdout or stderr shows. On a terminal the local main process's
+// progress line is drawn in place (no newline); every other line is written above it.
+struct Display {
+  bool tty = false;
+  size_t columns = 0;            // terminal width; 0: unknown (no cut)
+  const Stream* live = nullptr;  // the stream whose progress line is shown, or none
+  int live_fd = -1;
+  std::string live_text;  // as shown, prefix included
+};
+
+// Columns a UTF-8 string takes (one per code point; wide characters are rare in progress bars).
+size_t columns_of(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// `s` cut to at most `cols` code points (at a code point boundary).
+std::string cut_to_columns(const std::string& s, size_t cols) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 && n++ == cols) return s.substr(0, i);
+  }
+  return s;
+}
 
 struct Worker {
   int local_rank = 0;
@@ -199,6 +232,20 @@ class Runner {
  public:
   Runner(const LaunchConfig& c, const RunOptions& o)
       : c_(c), o_(o), prefix_(c.num_processes > 1 && !c.quiet) {
+    for (Display* d : {&out_display_, &err_display_}) {
+      const int fd = d == &out_display_ ? o.out_fd : o.err_fd;
+      d->tty = o.terminal ? *o.terminal : ::isatty(fd) == 1;
+      winsize ws{};
+      d->columns = o.terminal_columns > 0                          ? static_cast<size_t>(o.terminal_columns)
+                   : (d->tty && ::ioctl(fd, TIOCGWINSZ, &ws) == 0) ? ws.ws_col
+                                                                   : 0;
+    }
+    // stdout and stderr on the same terminal share one screen line for progress.
+    struct stat so {
+    }, se{};
+    shared_display_ = out_display_.tty && err_display_.tty &&
+                      (o.terminal || (::fstat(o.out_fd, &so) == 0 && ::fstat(o.err_fd, &se) == 0 &&
+                                      so.st_rdev == se.st_rdev));
     parent_env_ = o.parent_env ? *o.parent_env : current_env();
     cpus_ = o.cpu_count > 0 ? o.cpu_count : available_cpu_count();
     const auto path = parent_env_.find("PATH");
@@ -405,7 +452,13 @@ class Runner {
 
   // ---- output ------------------------------------------------------------------------------
 
-  std::string prefix(const Worker& w) const { return "[rank " + std::to_string(w.rank) + "] "; }
+  // The launcher's "[rank i] " prefix, unless the line already starts with the library logger's
+  // "[rank i/N]" for the same rank (one rank prefix per line).
+  std::string prefixed(const Worker& w, const std::string& text) const {
+    const std::string own = "[rank " + std::to_string(w.rank) + "/";
+    if (text.compare(0, own.size(), own) == 0) return text;
+    return "[rank " + std::to_string(w.rank) + "] " + text;
+  }
 
   void add_tail(Worker& w, std::string line) {
     while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
@@ -413,35 +466,125 @@ class Runner {
     while (w.tail.size() > static_cast<size_t>(kFailureTailLines)) w.tail.pop_front();
   }
 
-  // Emits every complete line (ended by \n or \r) of s.partial; with `all`, the rest too.
-  void emit_lines(Worker& w, Stream& s, bool all) {
-    size_t start = 0;
-    while (true) {
-      size_t end = s.partial.find_first_of("\n\r", start);
-      bool forced = false;
-      if (end == std::string::npos) {
-        const size_t rest = s.partial.size() - start;
-        if (rest == 0 || (!all && rest < kMaxLine)) break;
-        end = s.partial.size() - 1;
-        forced = true;
-      }
-      std::string line = s.partial.substr(start, end + 1 - start);
-      if (s.is_err) add_tail(w, line);
-      if (prefix_) {
-        if (forced && line.back() != '\n') line += '\n';
-        write_all(s.is_err ? o_.err_fd : o_.out_fd, prefix(w) + line);
-      }
-      start = end + 1;
+  Display& display_for(const Stream& s) { return s.is_err && !shared_display_ ? err_display_ : out_display_; }
+
+  int fd_for(const Stream& s) const { return s.is_err ? o_.err_fd : o_.out_fd; }
+
+  std::string fit(const Display& d, const std::string& text) const {
+    return d.columns > 1 ? cut_to_columns(text, d.columns - 1) : text;
+  }
+
+  // Writes a whole line (ending in '\n'); a progress line shown in place is moved below it.
+  void put_line(const Stream& s, const std::string& line) {
+    Display& d = display_for(s);
+    if (d.live == nullptr) {
+      write_all(fd_for(s), line);
+      return;
     }
-    s.partial.erase(0, start);
+    // Built by appending: GCC 12 warns falsely (-Wrestrict) on "\r" + std::string(n, ' ') here.
+    std::string clear(1, '\r');
+    clear.append(columns_of(d.live_text), ' ');
+    clear.push_back('\r');
+    write_all(d.live_fd, clear);
+    write_all(fd_for(s), line);
+    write_all(d.live_fd, "\r" + d.live_text);
+  }
+
+  // Draws the progress text of `s` in place: "\r[rank i] text", padded over a longer previous one.
+  void show_live(const Worker& w, const Stream& s, const std::string& text) {
+    Display& d = display_for(s);
+    if (d.live != nullptr && d.live != &s) end_live(d);  // another stream's bar stays as a line
+    const std::string shown = fit(d, prefixed(w, text));
+    if (d.live == &s && shown == d.live_text) return;
+    const size_t before = d.live != nullptr ? columns_of(d.live_text) : 0;
+    const size_t now = columns_of(shown);
+    write_all(fd_for(s), "\r" + shown + std::string(before > now ? before - now : 0, ' '));
+    d.live = &s;
+    d.live_fd = fd_for(s);
+    d.live_text = shown;
+  }
+
+  // Ends the line of the progress text shown in place (it stays on screen as it is).
+  void end_live(Display& d) {
+    if (d.live == nullptr) return;
+    write_all(d.live_fd, "\n");
+    d.live = nullptr;
+    d.live_text.clear();
+  }
+
+  bool shows_live_progress(const Worker& w, const Stream& s) {
+    return prefix_ && w.local_rank == 0 && display_for(s).tty;
+  }
+
+  // A line ended ('\n', or forced at EOF / kMaxLine): a normal line, or the final state of a
+  // progress line, which stays as one line.
+  void end_line(Worker& w, Stream& s) {
+    const std::string text = s.progress ? (s.partial.empty() ? s.segment : s.partial) : s.partial;
+    if (s.is_err) add_tail(w, text);
+    if (prefix_) {
+      Display& d = display_for(s);
+      if (s.progress && d.live == &s) {
+        show_live(w, s, text);
+        end_live(d);
+      } else if (s.progress && text == s.snapshot) {
+        // already written as the last snapshot
+      } else {
+        put_line(s, prefixed(w, text) + "\n");
+      }
+    }
+    s.partial.clear();
+    s.segment.clear();
+    s.snapshot.clear();
+    s.progress = false;
+  }
+
+  // After new data: the running progress line of `s`, if any, is shown. On a terminal the local
+  // main process's bar is redrawn in place; on a pipe or file its last complete state is written
+  // as a line at most every progress_interval_s (the final state always is, by end_line).
+  void show_progress(Worker& w, Stream& s) {
+    if (!s.progress || !prefix_) return;
+    if (shows_live_progress(w, s)) {
+      const std::string& text = s.partial.empty() ? s.segment : s.partial;
+      if (!text.empty()) show_live(w, s, text);
+      return;
+    }
+    if (display_for(s).tty || w.local_rank != 0 || s.segment.empty() || s.segment == s.snapshot) return;
+    const auto now = Clock::now();
+    if (std::chrono::duration<double>(now - s.last_snapshot).count() >= o_.progress_interval_s) {
+      put_line(s, prefixed(w, s.segment) + "\n");
+      s.last_snapshot = now;
+      s.snapshot = s.segment;
+    }
+  }
+
+  // Splits new bytes into lines ('\n') and progress segments ('\r').
+  void consume(Worker& w, Stream& s, const char* p, size_t n) {
+    size_t start = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (p[i] != '\n' && p[i] != '\r') continue;
+      s.partial.append(p + start, i - start);
+      start = i + 1;
+      if (p[i] == '\n') {
+        end_line(w, s);
+      } else {
+        if (!s.partial.empty()) s.segment = std::move(s.partial);
+        s.partial.clear();
+        if (!s.progress) {
+          s.progress = true;
+          s.last_snapshot = Clock::now();
+        }
+      }
+    }
+    s.partial.append(p + start, n - start);
+    if (s.partial.size() >= kMaxLine) end_line(w, s);  // a very long line goes out in pieces
+    show_progress(w, s);
   }
 
   void on_data(Worker& w, Stream& s, const char* p, size_t n) {
     if (s.log_fd >= 0) write_all(s.log_fd, p, n);
-    if (!prefix_) write_all(s.is_err ? o_.err_fd : o_.out_fd, p, n);  // raw, as it comes
+    if (!prefix_) write_all(fd_for(s), p, n);  // raw, as it comes
     if (prefix_ || s.is_err) {
-      s.partial.append(p, n);
-      emit_lines(w, s, false);
+      consume(w, s, p, n);
     } else {
       s.partial.clear();
     }
@@ -463,7 +606,7 @@ class Runner {
   }
 
   void finish_stream(Worker& w, Stream& s) {
-    emit_lines(w, s, true);
+    if (!s.partial.empty() || s.progress) end_line(w, s);
     close_fd(s.fd);
   }
 
@@ -503,9 +646,9 @@ class Runner {
       e.exit_code = WEXITSTATUS(status);
     }
     e.stderr_tail.assign(w.tail.begin(), w.tail.end());
-    if (!w.err.partial.empty()) {
-      std::string p = w.err.partial;
-      e.stderr_tail.push_back(p);
+    const std::string& rest = w.err.partial.empty() ? w.err.segment : w.err.partial;
+    if (!rest.empty()) {
+      e.stderr_tail.push_back(rest);
       if (e.stderr_tail.size() > static_cast<size_t>(kFailureTailLines))
         e.stderr_tail.erase(e.stderr_tail.begin());
     }
@@ -622,11 +765,15 @@ class Runner {
         close_fd(s->log_fd);
       }
     }
+    end_live(out_display_);
+    end_live(err_display_);
   }
 
   const LaunchConfig& c_;
   const RunOptions& o_;
   const bool prefix_;
+  Display out_display_, err_display_;
+  bool shared_display_ = false;  // stdout and stderr are the same terminal: err uses out_display_
   std::map<std::string, std::string> parent_env_;
   int cpus_ = 1;
   std::string program_path_;

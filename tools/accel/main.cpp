@@ -53,8 +53,10 @@ int main(int argc, char** argv) {
     if (cmd == "estimate-memory" || cmd == "estimate_memory")
       return accel::launcher::estimate_memory_main(rest);
     if (cmd == "bench") return accel::launcher::bench_main(rest);
-    std::fprintf(stderr, "accel: unknown command '%s'. Commands: launch, config, env, test, "
-                 "estimate-memory, bench (see `accel --help`).\n", cmd.c_str());
+    std::fprintf(stderr,
+                 "accel: unknown command '%s'. Commands: launch, config, env, test, "
+                 "estimate-memory, bench (see `accel --help`).\n",
+                 cmd.c_str());
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "accel %s: error: %s\n", cmd.c_str(), e.what());

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace accel::launcher {
@@ -18,19 +19,21 @@ struct ClusterConfig {
   std::optional<std::string> mixed_precision;      // no | fp16 | bf16 | fp8
   std::optional<bool> use_cpu;
   std::optional<bool> debug;
-  std::optional<int> num_processes;                // -1: must be given on the command line
+  std::optional<int> num_processes;  // -1: must be given on the command line
   std::optional<int> num_machines;
   std::optional<int> machine_rank;
-  std::optional<std::string> gpu_ids;              // "all" or "0,1"
+  std::optional<std::string> gpu_ids;  // "all" or "0,1"
   std::optional<std::string> main_process_ip;
   std::optional<int> main_process_port;
-  std::optional<std::string> rdzv_backend;         // static
+  std::optional<std::string> rdzv_backend;  // static
   std::optional<bool> same_network;
   std::optional<std::string> main_training_function;
   std::optional<bool> enable_cpu_affinity;
-  std::optional<int> gradient_accumulation_steps;  // accel extension (Accelerate keeps it in deepspeed_config)
-  /// Known Accelerate sections accel accepts but does not act on (fsdp_config, deepspeed_config,
-  /// dynamo_config, fp8_config, ...), kept as YAML text so `config update` preserves them.
+  std::optional<int>
+      gradient_accumulation_steps;  // accel extension (Accelerate keeps it in deepspeed_config)
+  /// Every other key some Accelerate release writes (fsdp_config, deepspeed_config, ipex_config,
+  /// mpirun_config, dynamo_config, tpu_*, ...), kept as YAML text so `config update` preserves it.
+  /// `accel launch` reads fsdp_config / deepspeed_config (passthrough_entries) and reviews the rest.
   std::map<std::string, std::string> passthrough;
 };
 
@@ -46,8 +49,10 @@ std::string accelerate_default_config_path();
 std::string find_default_config();
 
 /// Loads a YAML or JSON config. Throws accel::InputError naming the file, line and column for
-/// malformed YAML, the key and the closest valid key for an unknown key, and the key and the
-/// expected type for a wrong type. Legacy keys are migrated (fp16: true -> mixed_precision).
+/// malformed YAML, the key and the closest valid key for an unknown key, the key and the
+/// expected type for a wrong type, and a known fsdp_config / deepspeed_config setting with a value
+/// it does not take (normalize_setting_value). Legacy keys are migrated (fp16: true ->
+/// mixed_precision, dynamo_backend -> dynamo_config).
 ClusterConfig load_config_file(const std::string& path);
 
 /// Writes `config` as YAML (unset fields omitted) atomically (temp file + rename).
@@ -87,6 +92,16 @@ const std::vector<std::string>& known_config_keys();
 /// (e.g. "downcast_bf16"). std::nullopt when absent, null, or not a scalar.
 std::optional<std::string> passthrough_scalar(const ClusterConfig& config, const std::string& key,
                                               const std::string& subkey = "");
+
+/// The entries of a passthrough section such as "fsdp_config", in file order: key -> the value as
+/// one string (a scalar as written, a list joined with ","). Null values, nested mappings and an
+/// absent or non-mapping section give nothing.
+std::vector<std::pair<std::string, std::string>> passthrough_entries(const ClusterConfig& config,
+                                                                     const std::string& key);
+
+/// A string as PyYAML's safe_dump writes it: plain when it reads back as the same string, else
+/// quoted ("no" -> "'no'", "a: b" -> "'a: b'"). For building passthrough sections in code.
+std::string yaml_quote(const std::string& s);
 
 /// The candidate closest to `word` by edit distance (Levenshtein, ties: first); "" if none.
 std::string closest_match(const std::string& word, const std::vector<std::string>& candidates);

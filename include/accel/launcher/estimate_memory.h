@@ -11,7 +11,7 @@ namespace accel::launcher {
 
 /// The shape fields of a Hugging Face BertConfig (config.json) that decide the parameter count.
 struct BertShape {
-  std::string name;                      // what the user gave ("bert-base-uncased", a path)
+  std::string name;  // what the user gave ("bert-base-uncased", a path)
   int64_t vocab_size = 30522;
   int64_t hidden_size = 768;
   int64_t num_hidden_layers = 12;
@@ -19,7 +19,7 @@ struct BertShape {
   int64_t intermediate_size = 3072;
   int64_t max_position_embeddings = 512;
   int64_t type_vocab_size = 2;
-  int64_t num_labels = 2;                // config "num_labels" or len(id2label); default 2
+  int64_t num_labels = 2;  // config "num_labels" or len(id2label); default 2
 };
 
 /// Reads a BertConfig from config.json text. Throws accel::InputError naming `source` when it is
@@ -49,30 +49,68 @@ BertParamCounts count_bert_parameters(const BertShape& shape);
 
 /// Bytes one training process holds for the model states with AdamW (activations excluded).
 struct TrainingMemory {
-  std::string precision;        // "fp32", "bf16" or "fp16"
+  std::string precision;  // "fp32", "bf16" or "fp16"
   int64_t parameters = 0;
-  int64_t weights = 0;          // fp32 always (under mixed precision the fp32 weights are the master copy)
-  int64_t gradients = 0;        // fp32 always (autocast computes in low precision, grads land on fp32 params)
-  int64_t optimizer_states = 0; // AdamW exp_avg + exp_avg_sq, fp32
-  int64_t autocast_cache = 0;   // bf16/fp16 weight copies autocast caches during the forward pass
-  int64_t total = 0;            // sum of the above, one process (or each DDP rank)
+  int64_t weights = 0;    // fp32 always (under mixed precision the fp32 weights are the master copy)
+  int64_t gradients = 0;  // fp32 always (autocast computes in low precision, grads land on fp32 params)
+  int64_t optimizer_states = 0;  // AdamW exp_avg + exp_avg_sq, fp32
+  int64_t autocast_cache = 0;    // bf16/fp16 weight copies autocast caches during the forward pass
+  int64_t total = 0;             // sum of the above, one process (or each DDP rank)
   int num_processes = 1;
-  int64_t per_rank_sharded = 0; // ZeRO-1: weights + gradients + cache + ceil(optimizer_states / N)
 };
 
 /// Estimates training memory for `parameters` in `precision` (fp32|bf16|fp16; float32,
 /// bfloat16, float16 accepted) on `num_processes` ranks. Throws accel::Error for another precision.
 TrainingMemory estimate_training_memory(int64_t parameters, const std::string& precision, int num_processes);
 
+/// The data-parallel strategies of the sharded engine, in table order: NO_SHARD (DDP),
+/// SHARD_OPTIMIZER (ZeRO-1), SHARD_GRAD_OP (ZeRO-2), FULL_SHARD (ZeRO-3), HYBRID_SHARD.
+const std::vector<std::string>& sharding_strategies_for_estimate();
+
+/// Bytes one process holds for the model states under one strategy with AdamW, in the engine's
+/// model (P parameters, S = ceil(P / N) per shard over N processes; bf16 = bf16 compute
+/// parameters and fp32 master shards; r = bytes of the gradient-reduction dtype):
+///   NO_SHARD       fp32 4P + 4P + 8P;            bf16 4P + 4P + 8P + 2P autocast cache
+///   ZeRO-1         fp32 4P + 4P + 8S;            bf16 2P + rP + 4S master + 8S Adam
+///   SHARD_GRAD_OP  fp32 4P + 4S + 8S;            bf16 2P + rS + 12S
+///   FULL_SHARD     fp32 4S + 4S + 8S + gathered; bf16 2S + rS + 12S + gathered
+///   HYBRID_SHARD   FULL_SHARD with N = processes per machine
+/// gathered = 2 x the largest unit (the one running and the prefetched next) in the parameter
+/// dtype. offload (sharded strategies only): the fp32 master shard (for fp32 ZeRO-3, the
+/// parameter shard itself; for fp32 ZeRO-1/2 a CPU copy) and the Adam states live in CPU memory.
+struct ShardedMemory {
+  std::string strategy;    // one of sharding_strategies_for_estimate()
+  std::string precision;   // "fp32" or "bf16"
+  int shard_group = 1;     // N: processes the states are sharded over
+  int64_t parameters = 0;  // compute parameters on the device
+  int64_t gradients = 0;
+  int64_t master_weights = 0;    // fp32 master shard (bf16), or fp32's CPU copy with offload
+  int64_t optimizer_states = 0;  // AdamW exp_avg + exp_avg_sq (fp32)
+  int64_t autocast_cache = 0;    // NO_SHARD bf16: autocast's weight copies
+  int64_t gathered_units = 0;    // FULL_SHARD / HYBRID_SHARD
+  int64_t device_bytes = 0;      // everything not in CPU memory
+  int64_t cpu_bytes = 0;         // offload: master + Adam
+  int64_t zero_paper_bytes = 0;  // the ZeRO paper's mixed-precision budget: DDP 16P, ZeRO-1 4P + 12S,
+                                 // ZeRO-2 2P + 14S, ZeRO-3 / hybrid 16S (bytes per process)
+};
+
+/// The row of one strategy. `largest_unit`: parameters of the biggest wrapped unit (one encoder
+/// layer for BERT wrapped by layer). `num_machines` divides `num_processes` (HYBRID_SHARD shards
+/// within a machine). `reduce_bytes`: 4 (fp32 reduction, the default) or 2 (bf16). Throws
+/// accel::Error for an unknown strategy or precision, or bad counts.
+ShardedMemory estimate_sharded_memory(int64_t parameters, int64_t largest_unit, const std::string& strategy,
+                                      const std::string& precision, int num_processes, int num_machines = 1,
+                                      int reduce_bytes = 4, bool offload = false);
+
 /// One row of `accelerate estimate-memory`'s table for a BertModel (AutoModel), reproduced with
 /// Accelerate 1.15's formulas: sizes include buffers, fp16/int8/int4 divide the fp32 size by
 /// 2/4/8, "Training using Adam" is max(model, gradients, optimizer, step) from its
 /// estimate_training_usage (fp32: 4x the model; float16: 2x; int8/int4: none, -1).
 struct AccelerateRow {
-  std::string dtype;            // float32 | float16 | int8 | int4
-  double largest_layer = 0;     // bytes
-  double total_size = 0;        // bytes
-  int64_t training_adam = -1;   // bytes, -1 = N/A
+  std::string dtype;           // float32 | float16 | int8 | int4
+  double largest_layer = 0;    // bytes
+  double total_size = 0;       // bytes
+  int64_t training_adam = -1;  // bytes, -1 = N/A
 };
 std::vector<AccelerateRow> accelerate_estimate(const BertShape& shape);
 

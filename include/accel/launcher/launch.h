@@ -5,6 +5,7 @@
 #pragma once
 
 #include <accel/launcher/config_file.h>
+#include <accel/launcher/sharding.h>
 
 #include <map>
 #include <optional>
@@ -52,9 +53,14 @@ struct LaunchArgs {
   bool quiet = false;
   bool tee = false;
   std::optional<std::string> log_dir;
-  bool multi_gpu = false;  // Accelerate compatibility; requires >= 2 processes
-  bool help = false;       // -h / --help: nothing else is validated
-  std::string program;     // the first token that is not a flag (empty only with help)
+  bool multi_gpu = false;      // Accelerate compatibility; requires >= 2 processes
+  bool use_fsdp = false;       // --use_fsdp: sharded data parallel with FSDP's settings
+  bool use_deepspeed = false;  // --use_deepspeed: sharded data parallel with DeepSpeed's settings
+  /// FSDP / DeepSpeed flags as typed (canonical name, e.g. "fsdp_sharding_strategy" -> "FULL_SHARD");
+  /// checked by resolve_launch_config.
+  std::map<std::string, std::string> sharding;
+  bool help = false;                      // -h / --help: nothing else is validated
+  std::string program;                    // the first token that is not a flag (empty only with help)
   std::vector<std::string> program_args;  // everything after program, untouched
   std::set<std::string> given;
 };
@@ -91,13 +97,17 @@ struct LaunchConfig {
   double grace_period = kDefaultGracePeriod;
   bool debug = false;
   bool quiet = false;
-  std::string log_dir;  // empty: no log files
+  std::string log_dir;          // empty: no log files
   std::string run_id = "none";  // TORCHELASTIC_RUN_ID
   std::string program;
   std::vector<std::string> program_args;
-  std::string config_file;        // the file the values came from, empty if none
-  std::set<std::string> given;    // flags given on the command line (LaunchArgs::given)
-  std::vector<std::string> warnings;  // settings accepted but not acted on, for the user
+  std::string config_file;      // the file the values came from, empty if none
+  std::set<std::string> given;  // flags given on the command line (LaunchArgs::given)
+  /// Sharded data parallel (FSDP / DeepSpeed), resolved; mode kNone for plain data parallel.
+  ShardingSettings sharding;
+  std::vector<std::string> warnings;     // settings that change behaviour but cannot be honoured
+  std::vector<std::string> notes;        // what was honoured, worth one line (DeepSpeed settings)
+  std::vector<std::string> debug_notes;  // settings that change nothing here (shown at debug level)
 
   /// Processes on this machine: num_processes / num_machines.
   int local_world_size() const { return num_processes / num_machines; }
@@ -108,9 +118,27 @@ struct LaunchConfig {
 /// default num_processes when neither gives one; 0 or use_cpu: 1 process). Validates every value
 /// and throws UsageError naming the value and the accepted ones (mixed_precision fp8: "not
 /// supported"; num_processes -1 in the file without --num_processes; num_processes not divisible
-/// by num_machines; a missing main_process_ip with several machines; ...).
+/// by num_machines; a missing main_process_ip with several machines; ...). Sharding comes from
+/// resolve_sharding. Every setting of the file is reviewed: one that would change behaviour but
+/// cannot be honoured becomes one entry of `warnings` naming it; one that changes nothing here
+/// (TPU keys, downcast_bf16, an empty mpirun_config, ipex: false, ...) an entry of `debug_notes`.
 LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<ClusterConfig>& file,
                                    int visible_gpus = 0);
+
+/// The sharded-data-parallel settings of a launch. The mode: --use_fsdp or --use_deepspeed, else
+/// (without --multi_gpu) the file's distributed_type FSDP or DEEPSPEED; two of --multi_gpu,
+/// --use_fsdp, --use_deepspeed together are a UsageError. Each setting: its flag, else the file's
+/// fsdp_config / deepspeed_config entry, else Accelerate's launch default (FSDP only). Values are
+/// checked (UsageError naming the setting, where it came from, the value and the accepted values);
+/// fsdp_cpu_ram_efficient_loading true needs fsdp_sync_module_states true, and with fsdp_version 2
+/// fsdp_reshard_after_forward must be true or false. One deviation from Accelerate 1.15: with
+/// fsdp_version 1 and no sharding strategy given, a strategy name in fsdp_reshard_after_forward
+/// (what `accelerate config` writes for FSDP1) becomes the sharding strategy, where Accelerate's
+/// launcher would pass FULL_SHARD. DeepSpeed settings are sorted into `honoured` and `ignored`.
+/// `warnings` receives one line per flag or config key given for the other mode (or none) and per
+/// unknown key in the file's fsdp_config / deepspeed_config.
+ShardingSettings resolve_sharding(const LaunchArgs& args, const ClusterConfig& file,
+                                  std::vector<std::string>* warnings);
 
 /// The variables the launcher sets for the worker with `local_rank` on this machine, on top of
 /// the launcher's own environment `parent_env` (which is read, not copied): RANK, LOCAL_RANK,
@@ -118,12 +146,14 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
 /// ROLE_WORLD_SIZE, ROLE_NAME, MASTER_ADDR (127.0.0.1 on one machine, else main_process_ip),
 /// MASTER_PORT, TORCHELASTIC_RESTART_COUNT/MAX_RESTARTS/RUN_ID, ACCELERATE_MIXED_PRECISION,
 /// ACCELERATE_GRADIENT_ACCUMULATION_STEPS, ACCELERATE_USE_CPU ("True"/"False"),
-/// ACCELERATE_DEBUG_MODE ("true"/"false"), ACCELERATE_NUM_PROCESSES, CUDA_VISIBLE_DEVICES (only
+/// ACCELERATE_DEBUG_MODE ("true"/"false"), ACCELERATE_NUM_PROCESSES, the sharding variables
+/// (sharding_env: ACCELERATE_USE_FSDP and FSDP_*, or ACCELERATE_USE_DEEPSPEED and
+/// ACCELERATE_DEEPSPEED_*), CUDA_VISIBLE_DEVICES (only
 /// when gpu_ids is not "all"), OMP_NUM_THREADS (num_cpu_threads_per_process if set, else
 /// cpu_count / local processes with at least 1, unless parent_env has OMP_NUM_THREADS) and
 /// ACCEL_LAUNCHED=1. `cpu_count` is the number of CPUs the launcher may use.
-std::map<std::string, std::string> worker_env(const LaunchConfig& config, int local_rank,
-                                              int restart_count, int cpu_count,
+std::map<std::string, std::string> worker_env(const LaunchConfig& config, int local_rank, int restart_count,
+                                              int cpu_count,
                                               const std::map<std::string, std::string>& parent_env);
 
 /// `parent_env` with `overlay` applied, as "NAME=value" strings sorted by name (an execve envp).

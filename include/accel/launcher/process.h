@@ -25,6 +25,16 @@ struct RunOptions {
   std::optional<std::map<std::string, std::string>> parent_env;
   /// CPUs used for the OMP_NUM_THREADS rule. 0: available_cpu_count().
   int cpu_count = 0;
+  /// Whether out_fd / err_fd are terminals. Unset: isatty(). On a terminal the progress line of
+  /// the local main process (text between '\r's) is redrawn in place, and other lines are written
+  /// above it; on a pipe or file it is written as a line every progress_interval_s.
+  std::optional<bool> terminal;
+  /// Terminal width used to cut a progress line (a wrapped line cannot be redrawn). 0: ask the
+  /// terminal (TIOCGWINSZ); no cut when unknown.
+  int terminal_columns = 0;
+  /// Pipe or file: seconds between the lines showing a running progress line (its final state is
+  /// always written, once).
+  double progress_interval_s = 30.0;
 };
 
 /// How one worker ended.
@@ -32,8 +42,8 @@ struct WorkerExit {
   int local_rank = 0;
   int rank = 0;  // global rank
   int pid = 0;
-  int exit_code = 0;  // the code it exited with, or 128+signal
-  int signal = 0;     // the signal that killed it, 0 if it exited
+  int exit_code = 0;                     // the code it exited with, or 128+signal
+  int signal = 0;                        // the signal that killed it, 0 if it exited
   std::vector<std::string> stderr_tail;  // its last kFailureTailLines stderr lines
 };
 
@@ -43,17 +53,19 @@ struct LaunchResult {
   /// 128+signal when the launcher itself got SIGINT/SIGTERM; 126/127 when the program could not
   /// be executed.
   int exit_code = 0;
-  int restarts = 0;                    // how many times the group was restarted
-  std::optional<WorkerExit> failure;   // the first worker to fail in the last attempt
-  int interrupted_by = 0;              // the signal the launcher received, 0 if none
-  std::vector<int> worker_pids;        // every worker started, all attempts (all reaped)
-  std::vector<WorkerExit> exits;       // how each worker of the last attempt ended
-  std::string message;                 // the failure report printed to err_fd, empty on success
+  int restarts = 0;                   // how many times the group was restarted
+  std::optional<WorkerExit> failure;  // the first worker to fail in the last attempt
+  int interrupted_by = 0;             // the signal the launcher received, 0 if none
+  std::vector<int> worker_pids;       // every worker started, all attempts (all reaped)
+  std::vector<WorkerExit> exits;      // how each worker of the last attempt ended
+  std::string message;                // the failure report printed to err_fd, empty on success
 };
 
 /// Runs config.local_world_size() workers of config.program on this machine, with
 /// config.main_process_port as MASTER_PORT (call choose_port first), and waits for them.
-/// Output lines are prefixed "[rank i] " when the world size is > 1 and not quiet; with
+/// Output lines are prefixed "[rank i] " when the world size is > 1 and not quiet (not when the line
+/// already starts with the library logger's "[rank i/N]"); a progress line (text between '\r's) is
+/// shown as described at RunOptions::terminal, its final state as one line; with
 /// config.log_dir each rank's raw stdout and stderr also go to
 /// log_dir/attempt_<k>/rank_<i>.{stdout,stderr}.log. SIGINT/SIGTERM received meanwhile are
 /// forwarded to every worker's process group (a second one kills at once). Every worker started

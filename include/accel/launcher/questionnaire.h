@@ -16,8 +16,11 @@ namespace accel::launcher {
 
 /// Asks the `accel config` questions, reading one answer per line from `in` and writing the
 /// prompts to `out` (a terminal and piped answers both work; no raw mode). Enter takes the
-/// default shown in brackets; a bad answer prints why and asks again; menus accept the number or
-/// the name. Returns the config Accelerate's questionnaire would produce for the same answers.
+/// default shown in brackets; a bad answer prints why and asks again; menus accept the name or
+/// the number. Multi-CPU and multi-GPU also ask "DeepSpeed?" (then the ZeRO stage, offload,
+/// accumulation, clipping and 16-bit-save questions) and otherwise "FullyShardedDataParallel?"
+/// (then FSDP's questions for version 1 or 2), in Accelerate's order. Returns the config
+/// Accelerate's questionnaire would produce for the same answers.
 /// Throws accel::InputError when `in` ends before the last question. `echo_answers` writes each
 /// answer after its prompt (for piped input, where no terminal echoes it).
 ClusterConfig run_config_questionnaire(std::istream& in, std::ostream& out, bool echo_answers = false);

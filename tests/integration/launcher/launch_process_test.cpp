@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -284,6 +286,96 @@ TEST(LaunchProcess, OutputIsPrefixedByRankAndPartialLinesFlushed) {
   EXPECT_EQ(tails, 2);
   EXPECT_NE(r.err.find("[rank 1] rank 1 err 190\n"), std::string::npos);
   expect_all_gone(r.result);
+}
+
+TEST(LaunchProcess, OneRankPrefixPerLine) {
+  // The library's logger already writes "[rank i/N]": the launcher adds no second prefix.
+  const Outcome r = run_launch({"--num_processes", "2", kWorker, "--log_line", "hello", "--lines", "1"});
+  ASSERT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[rank 0/2] hello\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[rank 1/2] hello\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[rank 1] rank 1 line 0\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("] [rank"), std::string::npos) << r.out;
+}
+
+// A worker's "\r" progress bar on a pipe or file: no carriage returns, no fragments; its final
+// state as one line (and, with a 0 s interval, each complete state as a line, once).
+TEST(LaunchProcess, ProgressBarsOnAPipeBecomeLines) {
+  RunOptions o;
+  o.terminal = false;
+  const Outcome r = run_launch({"--num_processes", "2", kWorker, "--progress", "4"}, o);
+  ASSERT_EQ(r.result.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  std::vector<std::string> lines = lines_of(r.err);
+  std::sort(lines.begin(), lines.end());
+  EXPECT_EQ(lines, (std::vector<std::string>{"[rank 0] 4/4|####|", "[rank 1] 4/4|####|"})) << r.err;
+  o.progress_interval_s = 0;
+  const Outcome every = run_launch({"--num_processes", "2", kWorker, "--on_rank", "0", "--progress", "4"}, o);
+  std::vector<std::string> states;
+  for (const auto& l : lines_of(every.err)) states.push_back(l);
+  ASSERT_FALSE(states.empty());
+  EXPECT_EQ(states.back(), "[rank 0] 4/4|####|");
+  // Each state a line, in order, once (states read together in one chunk show only the last).
+  for (size_t i = 1; i < states.size(); ++i) EXPECT_LT(states[i - 1], states[i]) << every.err;
+}
+
+// On a terminal the local main process's bar is redrawn in place ("\r[rank 0] ...", no newline);
+// a line from another rank is written above it (the bar is cleared, then drawn again below).
+TEST(LaunchProcess, ProgressBarOnATerminalUpdatesInPlace) {
+  TempDir tmp;
+  const std::string out_path = tmp.str("out"), err_path = tmp.str("err"), go = tmp.str("go");
+  LaunchConfig config = resolve_launch_config(parse_launch_args({"--num_processes",
+                                                                 "2",
+                                                                 kWorker,
+                                                                 "--wait_file",
+                                                                 go,
+                                                                 "--on_rank",
+                                                                 "0",
+                                                                 "--progress",
+                                                                 "3",
+                                                                 "--on_rank",
+                                                                 "1",
+                                                                 "--wait_text",
+                                                                 err_path,
+                                                                 "1/3|#  |",
+                                                                 "--log_line",
+                                                                 "between",
+                                                                 "--wait_text",
+                                                                 out_path,
+                                                                 "between",
+                                                                 "--touch",
+                                                                 go,
+                                                                 "--wait_text",
+                                                                 err_path,
+                                                                 "3/3|###|\n",
+                                                                 "--progress",
+                                                                 "2"}),
+                                              std::nullopt, 0);
+  config.main_process_port = choose_port(config).port;
+  RunOptions o;
+  o.terminal = true;
+  o.terminal_columns = 200;
+  o.parent_env = base_env();
+  o.out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  o.err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const LaunchResult result = run_workers(config, o);
+  ::close(o.out_fd);
+  ::close(o.err_fd);
+  ASSERT_EQ(result.exit_code, 0);
+  const std::string err = read_file(err_path);
+  const std::string bar1 = "[rank 0] 1/3|#  |";
+  // Drawn, cleared for rank 1's line, drawn again, updated in place (updates read in one chunk
+  // show only the last), ended with a newline.
+  const std::string first = "\r" + bar1 + "\r" + std::string(bar1.size(), ' ') + "\r\r" + bar1;
+  ASSERT_EQ(err.compare(0, first.size(), first), 0) << err;
+  const std::string rest = err.substr(first.size(), err.find('\n') + 1 - first.size());
+  EXPECT_TRUE(
+      std::regex_match(rest, std::regex(R"((\r\[rank 0\] [23]/3\|[# ]{3}\|)*\r\[rank 0\] 3/3\|###\|\n)")))
+      << rest;
+  // Rank 1's bar (not the main process) shows only its final state, as a line.
+  EXPECT_NE(err.find("[rank 1] 2/2|##|\n"), std::string::npos) << err;
+  EXPECT_EQ(read_file(out_path), "[rank 1/2] between\n");
+  expect_all_gone(result);
 }
 
 TEST(LaunchProcess, QuietAndSingleProcessOutputIsRaw) {

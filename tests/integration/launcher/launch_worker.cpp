@@ -14,17 +14,28 @@
 //   --spawn_child      fork a child that sleeps forever in the same process group
 //   --wait_pids D N    wait until D holds N pid files (all ranks past their earlier flags)
 //   --print_fds        print "FDS n": the number of open file descriptors (leak check)
+//   --print_env_prefix P  print "ENV NAME=VALUE" for every variable whose name starts with P, sorted
+//   --progress N       draw a progress bar on stderr as tqdm does: N updates "\r<k>/N|###  |" with
+//                      no newline (flushed, then a --wait_file handshake if given), then "\n"
+//   --wait_file F      during --progress: after update 1, wait until F exists
+//   --log_line TEXT    print "[rank R/W] TEXT" to stdout, as the library's logger does
+//   --wait_text F T    wait until file F contains T (F: the launcher's output, in tests)
+//   --touch F          create file F
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
+
+extern char** environ;
 
 namespace {
 
@@ -53,6 +64,7 @@ int main(int argc, char** argv) {
   double sleep_s = 0;
   int stderr_lines = 0;
   bool spawn_child = false;
+  std::string wait_file;
   for (size_t i = 0; i < a.size(); ++i) {
     const std::string& f = a[i];
     auto next = [&]() -> std::string {
@@ -69,13 +81,28 @@ int main(int argc, char** argv) {
       std::ofstream(tmp) << ::getpid() << "\n";
       std::rename(tmp.c_str(), path.c_str());
     } else if (f == "--print_env") {
-      static const char* const kNames[] = {
-          "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK",
-          "ROLE_RANK", "ROLE_WORLD_SIZE", "GROUP_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
-          "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_MAX_RESTARTS", "TORCHELASTIC_RUN_ID",
-          "ACCELERATE_MIXED_PRECISION", "ACCELERATE_GRADIENT_ACCUMULATION_STEPS",
-          "ACCELERATE_USE_CPU", "ACCELERATE_DEBUG_MODE", "ACCELERATE_NUM_PROCESSES",
-          "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS", "ACCEL_LAUNCHED"};
+      static const char* const kNames[] = {"RANK",
+                                           "LOCAL_RANK",
+                                           "WORLD_SIZE",
+                                           "LOCAL_WORLD_SIZE",
+                                           "GROUP_RANK",
+                                           "NODE_RANK",
+                                           "ROLE_RANK",
+                                           "ROLE_WORLD_SIZE",
+                                           "GROUP_WORLD_SIZE",
+                                           "MASTER_ADDR",
+                                           "MASTER_PORT",
+                                           "TORCHELASTIC_RESTART_COUNT",
+                                           "TORCHELASTIC_MAX_RESTARTS",
+                                           "TORCHELASTIC_RUN_ID",
+                                           "ACCELERATE_MIXED_PRECISION",
+                                           "ACCELERATE_GRADIENT_ACCUMULATION_STEPS",
+                                           "ACCELERATE_USE_CPU",
+                                           "ACCELERATE_DEBUG_MODE",
+                                           "ACCELERATE_NUM_PROCESSES",
+                                           "CUDA_VISIBLE_DEVICES",
+                                           "OMP_NUM_THREADS",
+                                           "ACCEL_LAUNCHED"};
       for (const char* n : kNames) {
         const char* v = std::getenv(n);
         std::printf("ENV %s=%s\n", n, v ? v : "<unset>");
@@ -130,6 +157,47 @@ int main(int argc, char** argv) {
       }
       std::printf("FDS %d\n", n);
       std::fflush(stdout);
+    } else if (f == "--print_env_prefix") {
+      const std::string prefix = next();
+      std::vector<std::string> found;
+      for (char** e = environ; *e != nullptr; ++e)
+        if (std::strncmp(*e, prefix.c_str(), prefix.size()) == 0) found.push_back(*e);
+      std::sort(found.begin(), found.end());
+      for (const auto& v : found) std::printf("ENV %s\n", v.c_str());
+      std::fflush(stdout);
+    } else if (f == "--wait_file") {
+      wait_file = next();
+    } else if (f == "--progress") {
+      const int n = std::atoi(next().c_str());
+      if (!mine) continue;
+      for (int k = 1; k <= n; ++k) {
+        std::fprintf(stderr, "\r%d/%d|%s%s|", k, n, std::string(static_cast<size_t>(k), '#').c_str(),
+                     std::string(static_cast<size_t>(n - k), ' ').c_str());
+        std::fflush(stderr);
+        if (k == 1 && !wait_file.empty())
+          for (int tries = 0; tries < 60000 && ::access(wait_file.c_str(), F_OK) != 0; ++tries)
+            ::usleep(1000);
+      }
+      std::fputs("\n", stderr);
+      std::fflush(stderr);
+    } else if (f == "--log_line") {
+      const std::string t = next();
+      if (!mine) continue;
+      std::printf("[rank %d/%d] %s\n", rank, env_int("WORLD_SIZE", 1), t.c_str());
+      std::fflush(stdout);
+    } else if (f == "--wait_text") {
+      const std::string file = next();
+      const std::string text = next();
+      if (!mine) continue;
+      for (int tries = 0; tries < 60000; ++tries) {
+        std::ifstream in(file);
+        const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (all.find(text) != std::string::npos) break;
+        ::usleep(1000);
+      }
+    } else if (f == "--touch") {
+      const std::string file = next();
+      if (mine) std::ofstream(file) << "";
     } else if (f == "--spawn_child") {
       spawn_child = true;
     } else {

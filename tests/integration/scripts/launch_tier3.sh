@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tier 3: accel's own multi-process checks started by the real `accel launch` (not by the test
 # harness): DDP equivalence on 2 and 4 ranks, the no_sync shadow model, gather_for_metrics, and
-# `accel test` with a generated config file.
+# `accel test` with a generated config file, and Accelerate-written config files launching cleanly.
 #   tests/integration/scripts/launch_tier3.sh <accel binary> <accel_unit_tests binary>
 set -uo pipefail
 accel="$1"; worker="$2"
@@ -35,5 +35,21 @@ fixtures="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures/configs" && pwd)"
 for f in single_cpu.yaml multi_cpu.yaml multi_cpu.json default_cpu.yaml; do
   check "accel test --config_file $f (written by Accelerate)" "$accel" test --config_file "$fixtures/$f"
 done
+# Every config file as Accelerate writes it (plain, FSDP 1 and 2, DeepSpeed ZeRO 1-3, MULTI_CPU with
+# ipex_config and mpirun_config) launches with no warning at the default log level. Run on 2 CPU
+# processes whatever the file's hardware, with a program that only prints.
+no_warning() {
+  local out
+  out=$("$accel" launch --config_file "$1" --num_processes 2 --num_machines 1 --machine_rank 0 --cpu \
+        /bin/sh -c 'echo started' 2>&1) || { echo "$out"; return 1; }
+  if echo "$out" | grep -qi "warning"; then echo "$out"; return 1; fi
+  [ "$(echo "$out" | grep -c started)" -eq 2 ] || { echo "$out"; return 1; }
+}
+for f in single_cpu.yaml multi_cpu.yaml multi_cpu.json multi_gpu.yaml multi_node.yaml default_cpu.yaml \
+         multi_cpu_ipex_mpirun.yaml multi_cpu_mpirun.yaml fsdp1.yaml fsdp2.yaml fsdp2_offload.yaml fsdp2_cpu.yaml \
+         deepspeed_zero1.yaml deepspeed_zero2.yaml deepspeed_zero3.yaml; do
+  check "accel launch --config_file $f: no warning" no_warning "$fixtures/$f"
+done
+check "accel test --config_file fsdp2_cpu.yaml (FSDP on 2 CPU processes)" "$accel" test --config_file "$fixtures/fsdp2_cpu.yaml"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -19,7 +19,9 @@ using accel::launcher::ClusterConfig;
 
 namespace {
 
-std::string fixture(const std::string& name) { return std::string(ACCEL_SOURCE_DIR) + "/tests/fixtures/configs/" + name; }
+std::string fixture(const std::string& name) {
+  return std::string(ACCEL_SOURCE_DIR) + "/tests/fixtures/configs/" + name;
+}
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path);
@@ -99,13 +101,43 @@ TEST(ConfigFile, MultiCpuMultiGpuMultiNodeFixtures) {
 }
 
 TEST(ConfigFile, FsdpFixtureKeepsSectionAsPassthrough) {
-  ClusterConfig c = accel::launcher::load_config_file(fixture("fsdp.yaml"));
+  ClusterConfig c = accel::launcher::load_config_file(fixture("fsdp2.yaml"));
   EXPECT_EQ(c.distributed_type, "FSDP");
   ASSERT_TRUE(c.passthrough.count("fsdp_config"));
   EXPECT_EQ(accel::launcher::passthrough_scalar(c, "fsdp_config", "fsdp_version"), "2");
-  EXPECT_EQ(accel::launcher::passthrough_scalar(c, "fsdp_config", "fsdp_transformer_layer_cls_to_wrap"), "BertLayer");
+  EXPECT_EQ(accel::launcher::passthrough_scalar(c, "fsdp_config", "fsdp_transformer_layer_cls_to_wrap"),
+            "BertLayer");
   EXPECT_EQ(accel::launcher::passthrough_scalar(c, "fsdp_config", "nope"), std::nullopt);
   EXPECT_EQ(accel::launcher::passthrough_scalar(c, "dynamo_config", "dynamo_backend"), std::nullopt);
+}
+
+// Every top-level key some Accelerate release writes (0.2 to 1.15, read from each release's
+// ClusterConfig), with the values those releases write.
+TEST(ConfigFile, EveryKeyAnyAccelerateReleaseWritesIsAccepted) {
+  const std::string text =
+      "compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_CPU\nmixed_precision: 'no'\nuse_cpu: "
+      "true\n"
+      "debug: false\nnum_processes: 2\nmachine_rank: 0\nnum_machines: 1\ngpu_ids: all\nmain_process_ip: "
+      "null\n"
+      "main_process_port: null\nrdzv_backend: static\nsame_network: true\nmain_training_function: main\n"
+      "enable_cpu_affinity: false\nfp8_config: {}\ndeepspeed_config: {}\nfsdp_config: {}\n"
+      "parallelism_config: {}\nmegatron_lm_config: {}\nipex_config:\n  ipex: false\n  use_xpu: false\n"
+      "mpirun_config:\n  mpirun_ccl: 1\n  mpirun_hostfile: /home/user/hostfile\ntp_config:\n  tp_size: 1\n"
+      "downcast_bf16: 'no'\ntpu_name: null\ntpu_zone: null\ntpu_use_cluster: false\ntpu_use_sudo: false\n"
+      "command_file: null\ncommands: null\ntpu_vm: null\ntpu_env: []\ndynamo_config: {}\n";
+  const ClusterConfig c = accel::launcher::parse_config_text(text, "all.yaml");
+  for (const char* key : {"ipex_config", "mpirun_config", "tp_config", "tpu_env", "dynamo_config"})
+    EXPECT_TRUE(c.passthrough.count(key)) << key;
+  EXPECT_EQ(accel::launcher::passthrough_scalar(c, "ipex_config", "ipex"), "false");
+  // The legacy keys of releases before 0.6 (fp16) and 0.18 (dynamo_backend) are migrated.
+  EXPECT_EQ(accel::launcher::parse_config_text("distributed_type: NO\nfp16: true\ndynamo_backend: 'NO'\n",
+                                               "old.yaml")
+                .mixed_precision,
+            "fp16");
+  const auto entries = accel::launcher::passthrough_entries(c, "mpirun_config");
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0], (std::pair<std::string, std::string>{"mpirun_ccl", "1"}));
+  EXPECT_EQ(entries[1], (std::pair<std::string, std::string>{"mpirun_hostfile", "/home/user/hostfile"}));
 }
 
 TEST(ConfigFile, JsonFixtures) {
@@ -124,8 +156,11 @@ TEST(ConfigFile, JsonFixtures) {
 
 TEST(ConfigFile, SavedYamlIsByteIdenticalToAccelerates) {
   // PyYAML's safe_dump layout: sorted keys, 'NO'/'no' quoted, lists unindented.
-  for (const char* name : {"single_cpu.yaml", "multi_cpu.yaml", "multi_gpu.yaml", "multi_node.yaml", "fsdp.yaml",
-                           "legacy_0_x_fp16.accelerate_updated.yaml", "legacy_0_1x_dynamo.accelerate_updated.yaml"}) {
+  for (const char* name :
+       {"single_cpu.yaml", "multi_cpu.yaml", "multi_gpu.yaml", "multi_node.yaml", "fsdp2.yaml", "fsdp1.yaml",
+        "fsdp2_offload.yaml", "fsdp2_cpu.yaml", "deepspeed_zero1.yaml", "deepspeed_zero2.yaml",
+        "deepspeed_zero3.yaml", "multi_cpu_mpirun.yaml", "multi_cpu_ipex_mpirun.yaml",
+        "legacy_0_x_fp16.accelerate_updated.yaml", "legacy_0_1x_dynamo.accelerate_updated.yaml"}) {
     SCOPED_TRACE(name);
     ClusterConfig c = accel::launcher::load_config_file(fixture(name));
     EXPECT_EQ(accel::launcher::config_to_yaml(c), slurp(fixture(name)));
@@ -136,7 +171,8 @@ TEST(ConfigFile, SavedYamlIsByteIdenticalToAccelerates) {
 
 TEST(ConfigFile, RoundTripSaveLoad) {
   TmpDir tmp;
-  for (const char* name : {"single_cpu.yaml", "multi_node.yaml", "fsdp.yaml", "default_cpu.yaml", "multi_cpu.json"}) {
+  for (const char* name :
+       {"single_cpu.yaml", "multi_node.yaml", "fsdp2.yaml", "default_cpu.yaml", "multi_cpu.json"}) {
     SCOPED_TRACE(name);
     ClusterConfig a = accel::launcher::load_config_file(fixture(name));
     for (const char* ext : {".yaml", ".json"}) {
@@ -227,7 +263,8 @@ TEST(ConfigFile, LegacyFp16AndDynamoBackendAreMigrated) {
   EXPECT_EQ(a.passthrough.at("deepspeed_config"), "{}\n");
   ClusterConfig b = accel::launcher::parse_config_text("distributed_type: NO\nfp16: false\n", "x.yaml");
   EXPECT_EQ(b.mixed_precision, "no");
-  ClusterConfig c = accel::launcher::parse_config_text("distributed_type: NO\nfp16: true\nmixed_precision: bf16\n", "x");
+  ClusterConfig c =
+      accel::launcher::parse_config_text("distributed_type: NO\nfp16: true\nmixed_precision: bf16\n", "x");
   EXPECT_EQ(c.mixed_precision, "bf16");  // an explicit mixed_precision wins, as in Accelerate
   ClusterConfig d = accel::launcher::load_config_file(fixture("legacy_0_1x_dynamo.yaml"));
   EXPECT_EQ(accel::launcher::passthrough_scalar(d, "dynamo_config", "dynamo_backend"), "INDUCTOR");
@@ -242,7 +279,8 @@ TEST(ConfigFile, UpdateMatchesAccelerateConfigUpdate) {
     SCOPED_TRACE(name);
     ClusterConfig c = accel::launcher::load_config_file(fixture(std::string(name) + ".yaml"));
     accel::launcher::apply_accelerate_defaults(c);
-    EXPECT_EQ(accel::launcher::config_to_yaml(c), slurp(fixture(std::string(name) + ".accelerate_updated.yaml")));
+    EXPECT_EQ(accel::launcher::config_to_yaml(c),
+              slurp(fixture(std::string(name) + ".accelerate_updated.yaml")));
   }
 }
 
@@ -272,7 +310,9 @@ TEST(ConfigFile, MalformedYamlNamesFileLineAndColumn) {
 
 TEST(ConfigFile, UnknownKeyNamesClosestValidKey) {
   std::string m = load_error("distributed_type: NO\nnum_proceses: 2\n");
-  EXPECT_NE(m.find("cfg.yaml:2:1: unknown key 'num_proceses'; did you mean 'num_processes'?"), std::string::npos) << m;
+  EXPECT_NE(m.find("cfg.yaml:2:1: unknown key 'num_proceses'; did you mean 'num_processes'?"),
+            std::string::npos)
+      << m;
   m = load_error("distributed_type: NO\nmixed_precison: bf16\n");
   EXPECT_NE(m.find("did you mean 'mixed_precision'"), std::string::npos) << m;
   try {
@@ -286,10 +326,13 @@ TEST(ConfigFile, UnknownKeyNamesClosestValidKey) {
 
 TEST(ConfigFile, WrongTypeNamesKeyValueAndExpectedType) {
   std::string m = load_error("distributed_type: MULTI_CPU\nnum_processes: two\n");
-  EXPECT_NE(m.find("cfg.yaml:2:16: key 'num_processes' has value 'two', expected an integer"), std::string::npos) << m;
+  EXPECT_NE(m.find("cfg.yaml:2:16: key 'num_processes' has value 'two', expected an integer"),
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("HINT: write it like `num_processes: 2`"), std::string::npos) << m;
   m = load_error("distributed_type: NO\nuse_cpu: maybe\n");
-  EXPECT_NE(m.find("key 'use_cpu' has value 'maybe', expected a boolean (true or false)"), std::string::npos) << m;
+  EXPECT_NE(m.find("key 'use_cpu' has value 'maybe', expected a boolean (true or false)"), std::string::npos)
+      << m;
   m = load_error("distributed_type: NO\nmain_process_port: 1.5\n");
   EXPECT_NE(m.find("key 'main_process_port' has value '1.5', expected an integer"), std::string::npos) << m;
   m = load_error("distributed_type: NO\nmain_process_ip: [a, b]\n");
@@ -303,11 +346,14 @@ TEST(ConfigFile, ValuesAreValidated) {
   EXPECT_NE(m.find("mixed_precision is 'fp64', expected one of no, fp16, bf16, fp8"), std::string::npos) << m;
   EXPECT_NE(m.find("did you mean 'fp16'"), std::string::npos) << m;
   m = load_error("distributed_type: MULTI_GPUS\n");
-  EXPECT_NE(m.find("distributed_type is 'MULTI_GPUS', expected one of NO, MULTI_CPU, MULTI_GPU"), std::string::npos) << m;
+  EXPECT_NE(m.find("distributed_type is 'MULTI_GPUS', expected one of NO, MULTI_CPU, MULTI_GPU"),
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find("did you mean 'MULTI_GPU'"), std::string::npos) << m;
   m = load_error("distributed_type: MULTI_CPU\nnum_processes: 0\n");
   EXPECT_NE(m.find("num_processes is 0, expected an integer >= 1 (or -1"), std::string::npos) << m;
-  EXPECT_NO_THROW(accel::launcher::parse_config_text("distributed_type: MULTI_CPU\nnum_processes: -1\n", "x"));
+  EXPECT_NO_THROW(
+      accel::launcher::parse_config_text("distributed_type: MULTI_CPU\nnum_processes: -1\n", "x"));
   m = load_error("distributed_type: MULTI_CPU\nmain_process_port: 70000\n");
   EXPECT_NE(m.find("main_process_port is 70000, expected 0..65535"), std::string::npos) << m;
   m = load_error("distributed_type: MULTI_CPU\nmain_process_port: -1\n");
@@ -321,9 +367,11 @@ TEST(ConfigFile, ValuesAreValidated) {
   m = load_error("num_processes: 2\n");
   EXPECT_NE(m.find("a `distributed_type` must be specified"), std::string::npos) << m;
   // SageMaker files have their own keys and distributed types.
-  EXPECT_NO_THROW(accel::launcher::parse_config_text(
-      "compute_environment: AMAZON_SAGEMAKER\ndistributed_type: DATA_PARALLEL\nec2_instance_type: ml.p3.2xlarge\n"
-      "iam_role_name: r\nregion: us-east-1\n", "x"));
+  EXPECT_NO_THROW(
+      accel::launcher::parse_config_text("compute_environment: AMAZON_SAGEMAKER\ndistributed_type: "
+                                         "DATA_PARALLEL\nec2_instance_type: ml.p3.2xlarge\n"
+                                         "iam_role_name: r\nregion: us-east-1\n",
+                                         "x"));
 }
 
 TEST(ConfigFile, MissingFileAndFolder) {
@@ -342,7 +390,8 @@ TEST(ConfigFile, DefaultPaths) {
   TmpDir tmp;
   const char* vars[] = {"ACCEL_CONFIG_FILE", "HF_HOME", "XDG_CACHE_HOME", "HOME"};
   std::map<std::string, std::optional<std::string>> saved;
-  for (const char* v : vars) saved[v] = std::getenv(v) ? std::optional<std::string>(std::getenv(v)) : std::nullopt;
+  for (const char* v : vars)
+    saved[v] = std::getenv(v) ? std::optional<std::string>(std::getenv(v)) : std::nullopt;
   unsetenv("ACCEL_CONFIG_FILE");
   unsetenv("HF_HOME");
   unsetenv("XDG_CACHE_HOME");
@@ -352,7 +401,8 @@ TEST(ConfigFile, DefaultPaths) {
             tmp.file("home/.cache/huggingface/accelerate/default_config.yaml"));
   EXPECT_EQ(accel::launcher::find_default_config(), "");
   setenv("XDG_CACHE_HOME", tmp.file("xdg").c_str(), 1);
-  EXPECT_EQ(accel::launcher::accelerate_default_config_path(), tmp.file("xdg/huggingface/accelerate/default_config.yaml"));
+  EXPECT_EQ(accel::launcher::accelerate_default_config_path(),
+            tmp.file("xdg/huggingface/accelerate/default_config.yaml"));
   setenv("HF_HOME", tmp.file("hf").c_str(), 1);
   EXPECT_EQ(accel::launcher::accelerate_default_config_path(), tmp.file("hf/accelerate/default_config.yaml"));
   // Accelerate's file is used when accel has none; accel's own wins when both exist.
@@ -374,23 +424,49 @@ TEST(ConfigFile, DefaultPaths) {
 }
 
 TEST(ConfigFile, ClosestMatch) {
-  EXPECT_EQ(accel::launcher::closest_match("num_proceses", accel::launcher::known_config_keys()), "num_processes");
+  EXPECT_EQ(accel::launcher::closest_match("num_proceses", accel::launcher::known_config_keys()),
+            "num_processes");
   EXPECT_EQ(accel::launcher::closest_match("gpuids", accel::launcher::known_config_keys()), "gpu_ids");
   EXPECT_EQ(accel::launcher::closest_match("x", {}), "");
 }
 
 TEST(ConfigFile, StringsAreQuotedLikePyYaml) {
   // Outputs checked against PyYAML 6 safe_dump({"k": s}).
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"no", "'no'"},       {"NO", "'NO'"},   {"on", "'on'"},         {"y", "y"},
-      {"true", "'true'"},   {"null", "'null'"}, {"~", "'~'"},         {"", "''"},
-      {"all", "all"},       {"0,1", "0,1"},   {"0", "'0'"},           {"1.5", "'1.5'"},
-      {"1e8", "1e8"},       {"10.0.0.1", "10.0.0.1"}, {" a", "' a'"}, {"a: b", "'a: b'"},
-      {"a #b", "'a #b'"},   {"a#b", "a#b"},   {"#a", "'#a'"},         {"-a", "-a"},
-      {"-", "'-'"},         {"'a", "'''a'"},  {"a'b", "a'b"},         {"2001-12-14", "'2001-12-14'"},
-      {"0x1F", "'0x1F'"},   {"1_000", "'1_000'"}, {"1:20", "'1:20'"}, {".inf", "'.inf'"},
-      {"a:", "'a:'"},       {"~/hostfile", "~/hostfile"}, {"+1", "'+1'"}, {"-1", "'-1'"},
-      {"<<", "'<<'"},       {"=", "'='"},     {"ünï", "\"\\xFCn\\xEF\""}};
+  const std::vector<std::pair<std::string, std::string>> cases = {{"no", "'no'"},
+                                                                  {"NO", "'NO'"},
+                                                                  {"on", "'on'"},
+                                                                  {"y", "y"},
+                                                                  {"true", "'true'"},
+                                                                  {"null", "'null'"},
+                                                                  {"~", "'~'"},
+                                                                  {"", "''"},
+                                                                  {"all", "all"},
+                                                                  {"0,1", "0,1"},
+                                                                  {"0", "'0'"},
+                                                                  {"1.5", "'1.5'"},
+                                                                  {"1e8", "1e8"},
+                                                                  {"10.0.0.1", "10.0.0.1"},
+                                                                  {" a", "' a'"},
+                                                                  {"a: b", "'a: b'"},
+                                                                  {"a #b", "'a #b'"},
+                                                                  {"a#b", "a#b"},
+                                                                  {"#a", "'#a'"},
+                                                                  {"-a", "-a"},
+                                                                  {"-", "'-'"},
+                                                                  {"'a", "'''a'"},
+                                                                  {"a'b", "a'b"},
+                                                                  {"2001-12-14", "'2001-12-14'"},
+                                                                  {"0x1F", "'0x1F'"},
+                                                                  {"1_000", "'1_000'"},
+                                                                  {"1:20", "'1:20'"},
+                                                                  {".inf", "'.inf'"},
+                                                                  {"a:", "'a:'"},
+                                                                  {"~/hostfile", "~/hostfile"},
+                                                                  {"+1", "'+1'"},
+                                                                  {"-1", "'-1'"},
+                                                                  {"<<", "'<<'"},
+                                                                  {"=", "'='"},
+                                                                  {"ünï", "\"\\xFCn\\xEF\""}};
   for (const auto& [in, out] : cases) {
     ClusterConfig c;
     c.distributed_type = "NO";

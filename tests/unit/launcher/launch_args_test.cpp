@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,39 @@ TEST(LaunchArgs, BothSpellingsAndEqualsForm) {
 }
 
 TEST(LaunchArgs, AllFlags) {
-  const LaunchArgs a = parse_launch_args(
-      {"--num_processes", "4", "--num_machines", "2", "--machine_rank=1", "--main_process_ip",
-       "10.0.0.1", "--main-process-port", "1234", "--mixed_precision", "bf16",
-       "--gradient_accumulation_steps", "3", "--cpu", "--gpu_ids", "0,1", "--config_file", "c.yaml",
-       "--max_restarts", "2", "--monitor_interval", "0.5", "--num_cpu_threads_per_process", "7",
-       "--debug", "-q", "--log_dir", "logs", "--tee", "--grace_period", "1.5", "./train", "x"});
+  const LaunchArgs a = parse_launch_args({"--num_processes",
+                                          "4",
+                                          "--num_machines",
+                                          "2",
+                                          "--machine_rank=1",
+                                          "--main_process_ip",
+                                          "10.0.0.1",
+                                          "--main-process-port",
+                                          "1234",
+                                          "--mixed_precision",
+                                          "bf16",
+                                          "--gradient_accumulation_steps",
+                                          "3",
+                                          "--cpu",
+                                          "--gpu_ids",
+                                          "0,1",
+                                          "--config_file",
+                                          "c.yaml",
+                                          "--max_restarts",
+                                          "2",
+                                          "--monitor_interval",
+                                          "0.5",
+                                          "--num_cpu_threads_per_process",
+                                          "7",
+                                          "--debug",
+                                          "-q",
+                                          "--log_dir",
+                                          "logs",
+                                          "--tee",
+                                          "--grace_period",
+                                          "1.5",
+                                          "./train",
+                                          "x"});
   EXPECT_EQ(a.num_processes, 4);
   EXPECT_EQ(a.num_machines, 2);
   EXPECT_EQ(a.machine_rank, 1);
@@ -129,17 +157,44 @@ TEST(LaunchArgs, ClosestFlag) {
 }
 
 TEST(LaunchArgs, UnsupportedAccelerateFlags) {
-  const std::string e = usage_error({"--use_fsdp", "prog"});
-  EXPECT_NE(e.find("--use_fsdp is an Accelerate launch flag"), std::string::npos) << e;
-  EXPECT_NE(usage_error({"--fsdp_version", "2", "prog"}).find("does not support"), std::string::npos);
-  EXPECT_NE(usage_error({"--rdzv_backend", "c10d", "prog"}).find("only does 'static'"),
+  const std::string e = usage_error({"--use_megatron_lm", "prog"});
+  EXPECT_NE(e.find("--use_megatron_lm is an Accelerate launch flag"), std::string::npos) << e;
+  EXPECT_NE(usage_error({"--dynamo_backend", "inductor", "prog"}).find("does not support"),
             std::string::npos);
+  // FSDP and DeepSpeed flags are accel's too; a misspelt one gets a suggestion.
+  EXPECT_NE(
+      usage_error({"--fsdp_sharding_stratgy", "1", "prog"}).find("did you mean '--fsdp_sharding_strategy'?"),
+      std::string::npos);
+  EXPECT_NE(usage_error({"--rdzv_backend", "c10d", "prog"}).find("only does 'static'"), std::string::npos);
   EXPECT_EQ(parse_launch_args({"--rdzv_backend", "static", "--same_network", "p"}).program, "p");
 }
 
+TEST(LaunchArgs, ShardingFlagsAsAccelerateSpellsThem) {
+  const LaunchArgs a =
+      parse_launch_args({"--use_fsdp", "--fsdp-version", "2", "--fsdp_reshard_after_forward=false",
+                         "--fsdp_transformer_layer_cls_to_wrap", "BertLayer", "--fsdp_offload_params", "true",
+                         "prog", "--zero_stage", "3"});
+  EXPECT_TRUE(a.use_fsdp);
+  EXPECT_FALSE(a.use_deepspeed);
+  const std::map<std::string, std::string> expected = {{"fsdp_version", "2"},
+                                                       {"fsdp_reshard_after_forward", "false"},
+                                                       {"fsdp_transformer_layer_cls_to_wrap", "BertLayer"},
+                                                       {"fsdp_offload_params", "true"}};
+  EXPECT_EQ(a.sharding, expected);
+  EXPECT_EQ(a.program_args, (std::vector<std::string>{"--zero_stage", "3"}));  // the program's own
+  const LaunchArgs d =
+      parse_launch_args({"--use_deepspeed", "--zero_stage", "3", "--gradient_clipping", "1.0",
+                         "--offload_optimizer_device", "cpu", "--zero3_init_flag", "false", "p"});
+  EXPECT_TRUE(d.use_deepspeed);
+  EXPECT_EQ(d.sharding.at("zero_stage"), "3");
+  EXPECT_EQ(d.sharding.at("zero3_init_flag"), "false");
+  EXPECT_NE(usage_error({"--zero_stage"}).find("--zero_stage needs a value"), std::string::npos);
+}
+
 TEST(LaunchArgs, BadValues) {
-  EXPECT_NE(usage_error({"--num_processes", "two", "p"}).find("--num_processes expects an integer, got 'two'"),
-            std::string::npos);
+  EXPECT_NE(
+      usage_error({"--num_processes", "two", "p"}).find("--num_processes expects an integer, got 'two'"),
+      std::string::npos);
   EXPECT_NE(usage_error({"--num_processes=", "p"}).find("expects an integer"), std::string::npos);
   EXPECT_NE(usage_error({"--monitor_interval", "x", "p"}).find("expects a number"), std::string::npos);
   EXPECT_NE(usage_error({"--num_processes"}).find("--num_processes needs a value"), std::string::npos);
@@ -151,9 +206,11 @@ TEST(LaunchArgs, Help) {
   EXPECT_TRUE(parse_launch_args({"--help"}).help);
   EXPECT_TRUE(parse_launch_args({"-h"}).help);
   const std::string h = launch_help();
-  for (const char* s : {"General:", "Hardware:", "Resources:", "Distributed:", "Logging:",
-                        "--num_processes N", "--mixed_precision {no,fp16,bf16}", "-q, --quiet",
-                        "--max_restarts K", "PROGRAM [ARGS...]"})
+  for (const char* s :
+       {"General:", "Hardware:", "Resources:", "Distributed:", "Logging:", "FSDP:", "DeepSpeed:",
+        "--use_fsdp", "--fsdp_sharding_strategy V", "--fsdp_offload_params [true|false]", "--use_deepspeed",
+        "--zero_stage V", "--num_processes N", "--mixed_precision {no,fp16,bf16}", "-q, --quiet",
+        "--max_restarts K", "PROGRAM [ARGS...]"})
     EXPECT_NE(h.find(s), std::string::npos) << s;
 }
 

@@ -88,10 +88,10 @@ TEST(LaunchConfig, CommandLineWinsOverFile) {
   f.debug = true;
   f.main_process_port = 6000;
   f.gradient_accumulation_steps = 8;
-  const LaunchConfig c = resolve({"--num_processes", "2", "--mixed_precision=bf16", "--cpu=false",
-                                  "--debug=false", "--main_process_port", "7000",
-                                  "--gradient_accumulation_steps", "2", "p"},
-                                 f);
+  const LaunchConfig c =
+      resolve({"--num_processes", "2", "--mixed_precision=bf16", "--cpu=false", "--debug=false",
+               "--main_process_port", "7000", "--gradient_accumulation_steps", "2", "p"},
+              f);
   EXPECT_EQ(c.num_processes, 2);
   EXPECT_EQ(c.mixed_precision, "bf16");
   EXPECT_FALSE(c.use_cpu);
@@ -125,7 +125,8 @@ TEST(LaunchConfig, Validation) {
   EXPECT_NE(resolve_error({"--num_processes", "3", "--num_machines", "2", "--main_process_ip", "h", "p"})
                 .find("not a multiple of num_machines 2"),
             std::string::npos);
-  EXPECT_NE(resolve_error({"--num_processes", "4", "--num_machines", "2", "p"}).find("--main_process_ip is required"),
+  EXPECT_NE(resolve_error({"--num_processes", "4", "--num_machines", "2", "p"})
+                .find("--main_process_ip is required"),
             std::string::npos);
   EXPECT_NE(resolve_error({"--num_processes", "4", "--num_machines", "2", "--machine_rank", "2",
                            "--main_process_ip", "h", "p"})
@@ -137,18 +138,26 @@ TEST(LaunchConfig, Validation) {
   EXPECT_NE(resolve_error({"--max_restarts", "-1", "p"}).find("0 or more"), std::string::npos);
   EXPECT_NE(resolve_error({"--monitor_interval", "0", "p"}).find("--monitor_interval"), std::string::npos);
   EXPECT_NE(resolve_error({"--multi_gpu", "p"}).find("at least 2 processes"), std::string::npos);
-  EXPECT_NE(resolve_error({"--multi_gpu", "--cpu", "--num_processes", "2", "p"}).find("cannot be used together"),
-            std::string::npos);
+  EXPECT_NE(
+      resolve_error({"--multi_gpu", "--cpu", "--num_processes", "2", "p"}).find("cannot be used together"),
+      std::string::npos);
 }
 
 TEST(LaunchConfig, UnsupportedFileSettingsWarn) {
   ClusterConfig f;
-  f.distributed_type = "FSDP";
-  f.passthrough["fsdp_config"] = "fsdp_version: 2\n";
+  f.distributed_type = "MEGATRON_LM";
+  f.compute_environment = "AMAZON_SAGEMAKER";
+  f.passthrough["megatron_lm_config"] = "megatron_lm_tp_degree: 2\n";
   const LaunchConfig c = resolve({"p"}, f);
   ASSERT_EQ(c.warnings.size(), 2u);
-  EXPECT_NE(c.warnings[0].find("FSDP"), std::string::npos);
-  EXPECT_NE(c.warnings[1].find("fsdp_config"), std::string::npos);
+  EXPECT_NE(c.warnings[0].find("distributed_type MEGATRON_LM in the config file is not supported"),
+            std::string::npos);
+  EXPECT_NE(c.warnings[1].find("compute_environment AMAZON_SAGEMAKER is ignored"), std::string::npos);
+  // An FSDP file is sharded data parallel now: no warning.
+  ClusterConfig fsdp;
+  fsdp.distributed_type = "FSDP";
+  fsdp.passthrough["fsdp_config"] = "fsdp_version: 2\n";
+  EXPECT_TRUE(resolve({"p"}, fsdp).warnings.empty());
 }
 
 TEST(LaunchConfig, MultiCpuImpliesCpu) {
