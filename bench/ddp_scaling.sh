@@ -20,8 +20,8 @@ one = [json.loads(a) for a in args[:k]]; two = [json.loads(a) for a in args[k+1:
 t1 = statistics.median(r["samples_per_s"] for r in one)
 t2 = statistics.median(r["samples_per_s"] for r in two)
 ratios = [b["samples_per_s"] / a["samples_per_s"] / 2 for a, b in zip(one, two)]
-exp = statistics.median(r["allreduce_exposed_s"] for r in two)
-tot = statistics.median(r["allreduce_total_s"] for r in two)
+exp = statistics.median(r["comm_exposed_s"] for r in two)
+tot = statistics.median(r["comm_total_s"] for r in two)
 print(f"1 process : {t1:.2f} samples/s (median of {len(one)})")
 print(f"2 processes: {t2:.2f} samples/s")
 print(f"scaling efficiency: median of per-round ratios {statistics.median(ratios):.3f} "

@@ -45,6 +45,8 @@ struct Args {
   int64_t checkpointing_steps = 0;  // 0: no checkpoints
   int64_t checkpoints_total_limit = 2;
   std::string resume_from_checkpoint;
+  std::string sharding;  // "" = from `accel launch` (FSDP / DeepSpeed settings), else a strategy
+  bool activation_checkpointing = false;
 };
 
 void usage(std::FILE* out) {
@@ -72,7 +74,11 @@ void usage(std::FILE* out) {
                "  --checkpoints_total_limit K  keep the newest K checkpoints (default 2)\n"
                "  --resume_from_checkpoint DIR|latest\n"
                "                            continue exactly where a checkpoint left off\n"
-               "                            (same processes and batch size: same data order)\n");
+               "                            (same processes and batch size: same data order)\n"
+               "  --sharding S              NO_SHARD, SHARD_OPTIMIZER (ZeRO-1), SHARD_GRAD_OP (ZeRO-2),\n"
+               "                            FULL_SHARD (ZeRO-3), HYBRID_SHARD; units: BertLayer and\n"
+               "                            BertEmbeddings (default: what accel launch / the config says)\n"
+               "  --activation_checkpointing recompute each BERT layer's activations in backward\n");
 }
 
 Args parse(int argc, char** argv) {
@@ -133,6 +139,10 @@ Args parse(int argc, char** argv) {
       a.checkpoints_total_limit = std::stoll(value());
     else if (k == "--resume_from_checkpoint")
       a.resume_from_checkpoint = value();
+    else if (k == "--sharding")
+      a.sharding = value();
+    else if (k == "--activation_checkpointing")
+      a.activation_checkpointing = true;
     else
       throw accel::Error("unknown option '" + k + "' (see --help)");
   }
@@ -210,11 +220,22 @@ int main(int argc, char** argv) {
         trackers.push_back(s.substr(0, p));
       trackers.push_back(s);
     }
-    accel::Accelerator acc(accel::AcceleratorOptions().seed(args.seed).log_with(trackers).project(
-        accel::ProjectOptions()
-            .project_dir(args.project_dir)
-            .automatic_checkpoint_naming(true)
-            .total_limit(args.checkpoints_total_limit)));
+    accel::ShardingOptions sharding;
+    if (!args.sharding.empty()) {
+      sharding.strategy(accel::parse_sharding_strategy(args.sharding)).wrap_module_types({"BertLayer", "BertEmbeddings"});
+    }
+    if (args.activation_checkpointing) {
+      sharding.activation_checkpointing(true);
+      if (sharding.wrap_module_types().empty()) sharding.wrap_module_types({"BertLayer"});
+    }
+    accel::Accelerator acc(accel::AcceleratorOptions()
+                               .seed(args.seed)
+                               .log_with(trackers)
+                               .sharding(sharding)
+                               .project(accel::ProjectOptions()
+                                            .project_dir(args.project_dir)
+                                            .automatic_checkpoint_naming(true)
+                                            .total_limit(args.checkpoints_total_limit)));
 
     // Data: the main process resolves (and if needed downloads) it first.
     accel::datasets::ImdbLocation where;
@@ -234,15 +255,18 @@ int main(int argc, char** argv) {
         args.model.empty() ? accel::models::default_model_dir() : std::filesystem::path(args.model);
     auto tok = accel::text::WordPieceTokenizer::from_file(model_dir);
     accel::models::BertForSequenceClassification net{nullptr};
+    accel::models::BertConfig net_config;
     torch::manual_seed(args.seed);
     if (!args.config.empty()) {
       auto cfg = accel::models::BertConfig::from_name(args.config);
       cfg.num_labels = 2;
+      net_config = cfg;
       net = accel::models::BertForSequenceClassification(cfg);
       acc.print("model: ", args.config, " architecture with random weights");
     } else {
       accel::models::LoadReport report;
       net = accel::models::bert_for_sequence_classification_from_pretrained(model_dir, 2, &report);
+      net_config = net->config();
       acc.print("model: ", model_dir.string(), "\n", report.to_string());
     }
 
@@ -308,7 +332,7 @@ int main(int argc, char** argv) {
       bool first = true;
       for (auto& batch : *train_loader) {
         auto sync = acc.accumulate(model);
-        auto out = model->forward(batch);
+        auto out = model(batch);
         acc.backward(out.loss);
         if (acc.sync_gradients()) acc.clip_grad_norm_(model->parameters(), 1.0);
         opt->step();
@@ -344,7 +368,7 @@ int main(int argc, char** argv) {
       accel::tracking::ProgressBar bar(test_loader->size(), "eval",
                                        accel::tracking::ProgressBarOptions().enabled(acc.is_main_process()));
       for (auto& batch : *test_loader) {
-        auto logits = model->forward(batch.input_ids, batch.attention_mask, batch.token_type_ids).logits;
+        auto logits = model(batch.input_ids, batch.attention_mask, batch.token_type_ids).logits;
         auto preds = acc.gather_for_metrics(logits.argmax(-1));
         auto labels = acc.gather_for_metrics(batch.labels);
         correct += preds.eq(labels).sum().item<int64_t>();
@@ -362,7 +386,12 @@ int main(int argc, char** argv) {
       acc.end_training();
     }
     if (!args.output_dir.empty()) {
-      if (acc.is_main_process()) accel::models::save_pretrained(*acc.unwrap_model(model), args.output_dir);
+      // A Hugging Face folder: the full weights (gathered from the shards when sharded, one unit at
+      // a time) and config.json.
+      acc.save_model(model, args.output_dir);
+      if (acc.is_main_process()) {
+        net_config.save(std::filesystem::path(args.output_dir) / "config.json", {"BertForSequenceClassification"});
+      }
       acc.wait_for_everyone();
       acc.print("saved the fine-tuned model to ", args.output_dir);
     }

@@ -8,5 +8,7 @@
 #include "accel/core/options.h"
 #include "accel/data/loader.h"
 #include "accel/data/sampler.h"
+#include "accel/distributed/strategy.h"
+#include "accel/distributed/unit.h"
 #include "accel/precision/autocast.h"
 #include "accel/precision/grad_scaler.h"

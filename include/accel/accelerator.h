@@ -241,6 +241,8 @@ class Accelerator {
   bool is_last_process() const { return state_.is_last_process(); }
   bool use_distributed() const { return state_.distributed(); }
   MixedPrecision mixed_precision() const { return resolved_.mixed_precision; }
+  /// The sharding settings in effect (options > FSDP / DeepSpeed environment > defaults).
+  const ResolvedSharding& sharding() const { return resolved_.sharding; }
   const AcceleratorOptions& options() const { return options_; }
   int64_t gradient_accumulation_steps() const { return resolved_.gradient_accumulation_steps; }
   void set_gradient_accumulation_steps(int64_t steps);

@@ -100,8 +100,9 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
       ACCEL_CHECK(*v == "1" || *v == "2", "FSDP_VERSION='", *v, "' is not supported; accepted: 1, 2.");
       version = *v == "2" ? 2 : 1;
     }
-    if (auto v = flag("FSDP_RESHARD_AFTER_FORWARD")) env_reshard = *v ? 1 : 0;
     if (version == 2) {
+      // FSDP1 files keep their strategy name in this key; FSDP2's is a boolean.
+      if (auto v = flag("FSDP_RESHARD_AFTER_FORWARD")) env_reshard = *v ? 1 : 0;
       // FSDP2 has no sharding strategy: reshard_after_forward decides (true: FULL_SHARD).
       env_strategy = ShardingStrategy::kFullShard;
       if (auto v = get("FSDP_SHARDING_STRATEGY")) {
@@ -113,7 +114,6 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
       r.honoured.push_back(c10::str("fsdp_version=2, reshard_after_forward=", env_reshard != 0));
     } else {
       env_strategy = parse_sharding_strategy(get("FSDP_SHARDING_STRATEGY").value_or("FULL_SHARD"));
-      env_reshard = -1;  // FSDP1 decides by the strategy
       r.honoured.push_back("fsdp_version=1");
     }
     env_offload = flag("FSDP_OFFLOAD_PARAMS");

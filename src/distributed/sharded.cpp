@@ -714,6 +714,19 @@ at::Tensor ShardedEngine::run_unit(torch::nn::Module& module,
       if (d.opts.forward_prefetch) d.prefetch(d.neighbour(it->second, +1));
     }
   }
+  // As FSDP's mixed precision (cast_forward_inputs): floating inputs of a unit whose parameters
+  // are in a reduced dtype are cast to it.
+  std::vector<at::Tensor> cast_inputs;
+  const std::vector<at::Tensor>* args = &inputs;
+  if (gi >= 0) {
+    const auto pdt = d.groups[static_cast<size_t>(gi)].param_dtype;
+    if (pdt == at::kBFloat16 || pdt == at::kHalf) {
+      for (const auto& x : inputs) {
+        cast_inputs.push_back(x.defined() && at::isFloatingType(x.scalar_type()) && x.scalar_type() != pdt ? x.to(pdt) : x);
+      }
+      args = &cast_inputs;
+    }
+  }
   at::Tensor out;
   const bool grad = torch::autograd::GradMode::is_enabled();
   std::weak_ptr<Impl> weak = impl_;
@@ -722,9 +735,9 @@ at::Tensor ShardedEngine::run_unit(torch::nn::Module& module,
     if (auto d = weak.lock()) d->pre_backward(static_cast<size_t>(gi));
   };
   if (d.opts.activation_checkpointing && grad) {
-    out = accel::detail::checkpointed_call(fn, inputs, d.unit_params[&module], regather);
+    out = accel::detail::checkpointed_call(fn, *args, d.unit_params[&module], regather);
   } else {
-    out = fn(inputs);
+    out = fn(*args);
   }
   if (gi >= 0) {
     std::lock_guard<std::recursive_mutex> lock(d.mu);
@@ -765,6 +778,34 @@ ShardedEngine::Stats ShardedEngine::stats() const {
 
 void ShardedEngine::reset_stats() {
   impl_->stats = Stats{};
+}
+
+double ShardedEngine::time_step_communication(int repeats) {
+  std::lock_guard<std::recursive_mutex> lock(impl_->mu);
+  torch::NoGradGuard no_grad;
+  auto& group = impl_->shard_group();
+  std::vector<double> times;
+  for (int r = 0; r < std::max(1, repeats); ++r) {
+    group.barrier();
+    auto t0 = Clock::now();
+    std::vector<std::shared_ptr<Work>> works;
+    std::vector<at::Tensor> keep;
+    for (auto& g : impl_->groups) {
+      const bool on_demand = g.shardable && g.confirmed;
+      at::Tensor full = at::empty({g.padded}, g.full.options());
+      at::Tensor shard = at::empty({g.shard}, g.full.options());
+      at::Tensor grads = at::zeros({g.padded}, g.full.options().dtype(impl_->reduce_dtype));
+      at::Tensor out = at::empty({g.shard}, grads.options());
+      // Gathered for forward and again for backward (units), or once after the step (replicated).
+      for (int k = 0; k < (on_demand ? 2 : 1); ++k) works.push_back(group.all_gather_into_async(full, shard));
+      works.push_back(group.reduce_scatter_async(out, grads, ReduceOp::kSum));
+      keep.insert(keep.end(), {full, shard, grads, out});
+    }
+    for (auto& w : works) w->wait();
+    times.push_back(seconds_since(t0));
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 }  // namespace accel::distributed

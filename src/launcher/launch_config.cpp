@@ -263,8 +263,9 @@ LaunchConfig resolve_launch_config(const LaunchArgs& args, const std::optional<C
 
   review_config(file, c);
 
-  // Sharding: DeepSpeed says what it honours (a warning when something is not); FSDP's values are
-  // the program's to judge, so they are listed at debug level only.
+  // Sharding: the DeepSpeed settings handed to the program are listed (a warning names those that
+  // never reach it); the program itself says which of the values it gets it cannot honour. FSDP's
+  // values are the program's to judge, so they are listed at debug level only.
   if (c.sharding.mode == ShardingMode::kDeepSpeed) {
     std::string line = "DeepSpeed settings honoured: " + join(c.sharding.honoured, ", ");
     if (c.sharding.ignored.empty()) {

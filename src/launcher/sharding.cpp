@@ -216,7 +216,8 @@ const std::vector<ShardingSetting>& sharding_settings() {
        "ACCELERATE_DEEPSPEED_CONFIG_FILE",
        true,
        {},
-       "a DeepSpeed JSON config (passed on; accel does not read it)"},
+       "a DeepSpeed JSON config (the program reads zero_optimization.stage, offload_optimizer, "
+       "gradient_clipping)"},
       {"zero_stage",
        D,
        K::kZeroStage,
@@ -452,28 +453,22 @@ const char* mode_name(ShardingMode m) {
   return m == ShardingMode::kFsdp ? "FSDP" : "DeepSpeed";
 }
 
-// Why a DeepSpeed setting cannot be honoured; "" when it can (or when its value changes nothing).
+// Why a DeepSpeed setting cannot be honoured; "" when it can, or when it reaches the program
+// (which says itself what it honours and what it cannot: one warning, not two).
 std::string deepspeed_ignored_reason(const std::string& name, const std::string& value) {
-  if ((name == "offload_optimizer_device" || name == "offload_param_device") && value == "nvme")
-    return "NVMe offload is not supported";
   if (name == "offload_optimizer_nvme_path" || name == "offload_param_nvme_path")
     return "NVMe offload is not supported";
-  if (name == "zero3_init_flag" && value == "true")
-    return "deepspeed.zero.Init has no meaning here: the engine shards the model when it is prepared";
-  if (name == "deepspeed_config_file")
-    return "accel does not read DeepSpeed JSON files: give zero_stage etc. instead";
   if (name == "deepspeed_hostfile" || name == "deepspeed_multinode_launcher" ||
       name == "deepspeed_exclusion_filter" || name == "deepspeed_inclusion_filter")
     return "DeepSpeed's multi-node launcher: run accel launch on each machine with --machine_rank";
-  if (name == "deepspeed_moe_layer_cls_names") return "mixture-of-experts layers are not supported";
   return "";
 }
 
-// A DeepSpeed setting worth naming as honoured (offload to none and false flags change nothing).
+// A DeepSpeed setting worth naming as handed to the program (offload to none and false flags
+// change nothing).
 bool deepspeed_honoured(const std::string& name, const std::string& value) {
-  if (name == "zero_stage" || name == "gradient_clipping") return true;
-  if (name == "offload_optimizer_device" || name == "offload_param_device") return value == "cpu";
-  if (name == "zero3_save_16bit_model") return value == "true";
+  if (name == "zero_stage" || name == "gradient_clipping" || name == "deepspeed_config_file") return true;
+  if (name == "offload_optimizer_device") return value == "cpu";
   return false;
 }
 

@@ -207,6 +207,25 @@ torch::Tensor make_attention_mask(const torch::Tensor& attention_mask) {
   return m.view({m.size(0), 1, 1, m.size(1)});                                               // (B, 1, 1, T)
 }
 
+namespace {
+torch::Tensor fp32(const torch::Tensor& t) {
+  return t.defined() && (t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf) ? t.to(torch::kFloat)
+                                                                                               : t;
+}
+}  // namespace
+
+BertModelOutput BertModelOutput::to_fp32() const {
+  BertModelOutput o{fp32(last_hidden_state), fp32(pooler_output), {}};
+  for (const auto& h : hidden_states) o.hidden_states.push_back(fp32(h));
+  return o;
+}
+
+SequenceClassifierOutput SequenceClassifierOutput::to_fp32() const {
+  SequenceClassifierOutput o{fp32(loss), fp32(logits), fp32(last_hidden_state), fp32(pooler_output), {}};
+  for (const auto& h : hidden_states) o.hidden_states.push_back(fp32(h));
+  return o;
+}
+
 BertBatch BertBatch::to(torch::Device device, bool non_blocking) const {
   auto move = [&](const torch::Tensor& t) { return t.defined() ? t.to(device, non_blocking) : t; };
   return BertBatch{move(input_ids), move(attention_mask), move(token_type_ids), move(labels)};

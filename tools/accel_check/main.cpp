@@ -3,6 +3,8 @@
 // every item passed on every rank.
 //   accel test [--config_file F]            (or: accel launch --num_processes 2 build/bin/accel-check)
 #include <accel/accel.h>
+#include <accel/distributed/strategy.h>
+#include <accel/distributed/unit.h>
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -22,10 +24,20 @@ void expect(bool ok, const std::string& what) {
   if (!ok) throw accel::Error(what);
 }
 
+// A unit of sharding (its forward runs through accel::unit_forward).
+struct CheckLayerImpl : torch::nn::Module {
+  CheckLayerImpl(int64_t in, int64_t out) : fc(register_module("fc", torch::nn::Linear(in, out))) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    return accel::unit_forward(*this, [this](const torch::Tensor& h) { return fc(h); }, x);
+  }
+  torch::nn::Linear fc;
+};
+TORCH_MODULE(CheckLayer);
+
 struct NetImpl : torch::nn::Module {
-  NetImpl() : a(register_module("a", torch::nn::Linear(4, 8))), b(register_module("b", torch::nn::Linear(8, 1))) {}
+  NetImpl() : a(register_module("a", CheckLayer(4, 9))), b(register_module("b", CheckLayer(9, 1))) {}
   torch::Tensor forward(const torch::Tensor& x) { return b(torch::tanh(a(x))); }
-  torch::nn::Linear a, b;
+  CheckLayer a, b;
 };
 TORCH_MODULE(Net);
 
@@ -34,7 +46,9 @@ TORCH_MODULE(Net);
 int main() {
   std::unique_ptr<accel::Accelerator> acc;
   try {
-    acc = std::make_unique<accel::Accelerator>();
+    // The configuration's strategy, with this program's own layer as the unit to wrap.
+    acc = std::make_unique<accel::Accelerator>(
+        accel::AcceleratorOptions().sharding(accel::ShardingOptions().wrap_module_types({"CheckLayer"})));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "FAIL  rendezvous / start-up: %s\n", e.what());
     return 1;
@@ -76,17 +90,40 @@ int main() {
          torch::manual_seed(2);
          auto x = torch::randn({world * 4, 4}), y = torch::randn({world * 4, 1});
          auto xd = x.to(a.device()), yd = y.to(a.device());
-         a.backward(torch::mse_loss(model->forward(xd.narrow(0, rank * 4, 4)).to(torch::kFloat), yd.narrow(0, rank * 4, 4)));
+         a.backward(torch::mse_loss(model(xd.narrow(0, rank * 4, 4)), yd.narrow(0, rank * 4, 4)));
          opt->step();
          torch::manual_seed(1);
          Net ref;
          torch::optim::SGD ref_opt(ref->parameters(), 0.1);
          torch::mse_loss(ref->forward(x), y).backward();
          ref_opt.step();
-         auto p = model->parameters(), q = ref->parameters();
+         // The full weights (gathered from the shards when sharded).
+         auto got = a.get_state_dict(model);
          const bool mp = a.mixed_precision() != accel::MixedPrecision::kNo;
-         for (size_t i = 0; i < p.size(); ++i) {
-           expect(torch::allclose(p[i].cpu(), q[i], mp ? 1e-2 : 1e-5, mp ? 1e-3 : 1e-6), "weights differ from the reference");
+         for (auto& q : ref->named_parameters()) {
+           expect(torch::allclose(got.at(q.key()).to(torch::kFloat), q.value(), mp ? 1e-2 : 1e-5, mp ? 1e-3 : 1e-6),
+                  "weight " + q.key() + " differs from the reference");
+         }
+       }},
+      {"parallel strategy (" + std::string(world > 1 ? accel::to_string(acc->sharding().strategy) : "one process") + ")",
+       [&](accel::Accelerator& a) {
+         torch::manual_seed(3);
+         auto model = a.prepare(Net());
+         auto opt = a.prepare(torch::optim::SGD(model->parameters(), 0.1));
+         int64_t total = 0, mine = 0;
+         for (const auto& t : model.strategy().full_layout()) {
+           int64_t n = 1;
+           for (auto d : t.shape) n *= d;
+           total += n;
+         }
+         for (auto& p : opt->parameters()) mine += p.numel();
+         const int64_t all = a.reduce(torch::full({1}, mine, torch::kLong), "sum").item<int64_t>();
+         if (model.strategy().sharded()) {
+           // Each rank steps on a share; together they cover every element (once per replica).
+           expect(mine < total, "each rank should step on a share of the parameters, not all of them");
+           expect(all >= total && all % total == 0, "the ranks' shares do not cover the parameters exactly");
+         } else {
+           expect(mine == total, "every rank should step on all parameters");
          }
        }},
       {"mixed precision (" + accel::to_string(acc->mixed_precision()) + ")",

@@ -94,6 +94,10 @@ class ShardedEngine : public ParallelStrategy, public accel::detail::UnitRunner 
   };
   Stats stats() const;
   void reset_stats();
+  /// Wall-clock seconds of one training step's communication alone (no computation to hide it):
+  /// every gather and reduce-scatter a step makes, launched together, median of `repeats`.
+  /// Collective; for benchmarks (the hidden share is 1 - exposed / this).
+  double time_step_communication(int repeats = 3);
 
  private:
   struct Impl;

@@ -202,6 +202,9 @@ struct BertModelOutput {
   torch::Tensor pooler_output;      ///< (B, H); undefined without a pooler
   /// With config.output_hidden_states: embeddings then each layer, L + 1 tensors of (B, T, H).
   std::vector<torch::Tensor> hidden_states;
+  /// The same with bf16/fp16 tensors converted to fp32 (what a prepared model's call returns
+  /// under mixed precision; see accel/precision/output_cast.h).
+  BertModelOutput to_fp32() const;
 };
 
 /// What BertForSequenceClassification returns.
@@ -211,6 +214,8 @@ struct SequenceClassifierOutput {
   torch::Tensor last_hidden_state;           ///< (B, T, H)
   torch::Tensor pooler_output;               ///< (B, H)
   std::vector<torch::Tensor> hidden_states;  ///< as BertModelOutput::hidden_states
+  /// The same with bf16/fp16 tensors converted to fp32.
+  SequenceClassifierOutput to_fp32() const;
 };
 
 /// One batch as a collate function makes it. Undefined tensors are optional inputs.

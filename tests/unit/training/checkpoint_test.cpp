@@ -3,6 +3,7 @@
 #include "accel/accelerator.h"
 #include "accel/checkpoint/safetensors.h"
 #include "accel/checkpoint/state_folder.h"
+#include "accel/distributed/unit.h"
 
 #include "support/compare.h"
 #include "support/multiprocess.h"
@@ -39,6 +40,26 @@ struct DropNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(DropNet);
 
+// The same network with its first layer a unit of sharding (its forward runs through
+// accel::unit_forward), so that FULL_SHARD gathers and frees it.
+struct DropBlockImpl : torch::nn::Module {
+  DropBlockImpl() : fc(register_module("fc", torch::nn::Linear(10, 32))), drop(register_module("drop", torch::nn::Dropout(0.2))) {}
+  torch::Tensor forward(const torch::Tensor& x) {
+    return unit_forward(*this, [this](const torch::Tensor& h) { return drop(torch::relu(fc(h))); }, x);
+  }
+  torch::nn::Linear fc;
+  torch::nn::Dropout drop;
+};
+TORCH_MODULE(DropBlock);
+
+struct UnitNetImpl : torch::nn::Module {
+  UnitNetImpl() : a(register_module("a", DropBlock())), b(register_module("b", torch::nn::Linear(32, 4))) {}
+  torch::Tensor forward(const torch::Tensor& x) { return b(a(x)); }
+  DropBlock a;
+  torch::nn::Linear b;
+};
+TORCH_MODULE(UnitNet);
+
 // The user's own step counter, saved through register_for_checkpointing.
 struct Counter {
   int64_t step = 0;
@@ -58,17 +79,17 @@ fs::path fresh_dir(const std::string& name) {
   return d;
 }
 
-// One training run. MODE=straight: 20 steps. MODE=first: saves after step 10, then is killed at
-// step 13 (kill -9). MODE=resume: loads the checkpoint and trains to step 20. Losses go to
-// $OUT.rank<r>.txt (one per line, %a for exactness), final weights to $OUT.rank<r>.safetensors.
-void training_run() {
+// One training run (SHARDING: a sharding strategy, with UnitNet). MODE=straight: 20 steps.
+// MODE=first: saves after step 10, then is killed at step 13 (kill -9). MODE=resume: loads the
+// checkpoint and trains to step 20. Losses go to $OUT.rank<r>.txt (one per line, %a for
+// exactness), final weights to $OUT.rank<r>.safetensors.
+template <typename Net>
+void run_training(Accelerator& acc, Net net) {
   const std::string mode = env_or("MODE", "straight");
   const fs::path dir = env_or("DIR", "/tmp");
   const std::string out = env_or("OUT", "/tmp/out");
   const int kill_at = std::atoi(env_or("KILL_AT", "13").c_str());
-  Accelerator acc(AcceleratorOptions().cpu(true).mixed_precision(env_or("PREC", "no")).seed(17));
-  torch::manual_seed(3);
-  auto model = acc.prepare(DropNet());
+  auto model = acc.prepare(net);
   auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(5e-3)));
   auto sched = acc.prepare_scheduler(std::make_shared<torch::optim::StepLR>(*opt, 4, 0.7));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
@@ -81,7 +102,7 @@ void training_run() {
                        mode == "resume" ? std::ios::app : std::ios::trunc);
   while (counter->step < 20) {
     for (auto& batch : *loader) {
-      auto loss = torch::cross_entropy_loss(model->forward(batch[0]).to(at::kFloat), batch[1]);
+      at::Tensor loss = torch::cross_entropy_loss(model(batch[0]), batch[1]);
       acc.backward(loss);
       opt->step();
       sched->step();
@@ -96,8 +117,23 @@ void training_run() {
     }
   }
   checkpoint::TensorMap w;
-  for (auto& p : model->named_parameters()) w[p.key()] = p.value().detach().clone();
+  for (auto& [k, v] : acc.get_state_dict(model)) w[k] = v;
   checkpoint::save_file(w, out + ".rank" + std::to_string(acc.process_index()) + ".safetensors");
+}
+
+void training_run() {
+  const std::string sharding = env_or("SHARDING", "");
+  auto options = AcceleratorOptions().cpu(true).mixed_precision(env_or("PREC", "no")).seed(17);
+  if (!sharding.empty()) {
+    options.sharding(ShardingOptions().strategy(parse_sharding_strategy(sharding)).wrap_module_types({"DropBlock"}));
+  }
+  Accelerator acc(options);
+  torch::manual_seed(3);
+  if (sharding.empty()) {
+    run_training(acc, DropNet());
+  } else {
+    run_training(acc, UnitNet());
+  }
 }
 
 std::string slurp(const fs::path& p) {
@@ -107,11 +143,15 @@ std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-void check_resume(int world, const std::string& prec) {
-  fs::path d = fresh_dir("resume_" + prec + std::to_string(world));
+void check_resume(int world, const std::string& prec, const std::string& sharding = "") {
+  fs::path d = fresh_dir("resume_" + prec + std::to_string(world) + sharding);
   auto run = [&](const std::string& mode, const std::string& out) {
     return run_ranks(world, "DISABLED_CkptWorker.Train",
-                     {{"MODE", mode}, {"DIR", d.string()}, {"OUT", (d / out).string()}, {"PREC", prec}});
+                     {{"MODE", mode},
+                      {"DIR", d.string()},
+                      {"OUT", (d / out).string()},
+                      {"PREC", prec},
+                      {"SHARDING", sharding}});
   };
   auto straight = run("straight", "straight");
   for (auto& r : straight) ASSERT_EQ(r.exit_code, 0) << describe(straight);
@@ -156,6 +196,13 @@ TEST(Checkpoint, KillAndResumeIsBitIdentical1Rank) {
 
 TEST(Checkpoint, KillAndResumeIsBitIdentical2Ranks) {
   for (const char* prec : {"no", "fp16"}) check_resume(2, prec);
+}
+
+// Sharded state folders (each rank's master shards and optimizer state) resume exactly too.
+TEST(Checkpoint, KillAndResumeIsBitIdenticalSharded) {
+  check_resume(2, "no", "SHARD_GRAD_OP");
+  check_resume(2, "no", "FULL_SHARD");
+  check_resume(2, "bf16", "FULL_SHARD");
 }
 
 namespace {
