@@ -17,18 +17,20 @@ for r in $(seq "$rounds"); do
     results+=("$r $s $out")
   done
 done
-printf '%s\n' "${results[@]}" | python3 -c '
+printf '%s\n' "${results[@]}" > /tmp/accel_sharded_speed.$$
+python3 - /tmp/accel_sharded_speed.$$ <<'PY'
 import json, statistics, sys
 rows = {}
-for line in sys.stdin:
-    r, s, js = line.split(" ", 2)
+for line in open(sys.argv[1]):
+    r, s, js = line.rstrip("\n").split(" ", 2)
     rows.setdefault(s, {})[int(r)] = json.loads(js)
 ddp = rows["NO_SHARD"]
-print(f"{\"strategy\":18} {\"samples/s\":>10} {\"x DDP\":>7} {\"comm hidden\":>12}   (medians; per-round ratios)")
+print("%-18s %10s %7s %12s   %s" % ("strategy", "samples/s", "x DDP", "comm hidden", "per-round ratios"))
 for s, per in rows.items():
     thr = statistics.median(v["samples_per_s"] for v in per.values())
     ratios = [per[k]["samples_per_s"] / ddp[k]["samples_per_s"] for k in per if k in ddp]
     hidden = [1 - v["comm_exposed_s"] / v["comm_total_s"] for v in per.values() if v["comm_total_s"] > 0]
-    h = f"{100 * statistics.median(hidden):.0f}%" if hidden else "-"
-    print(f"{s:18} {thr:10.2f} {statistics.median(ratios):7.3f} {h:>12}   ({\", \".join(f\"{x:.3f}\" for x in ratios)})")
-'
+    h = "%.0f%%" % (100 * statistics.median(hidden)) if hidden else "-"
+    print("%-18s %10.2f %7.3f %12s   %s" % (s, thr, statistics.median(ratios), h, ", ".join("%.3f" % x for x in ratios)))
+PY
+rm -f /tmp/accel_sharded_speed.$$

@@ -111,7 +111,7 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
             s == ShardingStrategy::kNoShard)
           env_strategy = s;
       }
-      r.honoured.push_back(c10::str("fsdp_version=2, reshard_after_forward=", env_reshard != 0));
+      r.honoured.push_back(std::string("fsdp_version=2, reshard_after_forward=") + (env_reshard != 0 ? "true" : "false"));
     } else {
       env_strategy = parse_sharding_strategy(get("FSDP_SHARDING_STRATEGY").value_or("FULL_SHARD"));
       r.honoured.push_back("fsdp_version=1");
@@ -268,8 +268,8 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
     }
     if (r.auto_wrap_policy == AutoWrapPolicy::kSizeBased)
       r.honoured.push_back(c10::str("min_num_params=", r.min_num_params));
-    r.honoured.push_back(c10::str("offload_params=", r.offload_params));
-    r.honoured.push_back(c10::str("activation_checkpointing=", r.activation_checkpointing));
+    r.honoured.push_back(std::string("offload_params=") + (r.offload_params ? "true" : "false"));
+    r.honoured.push_back(std::string("activation_checkpointing=") + (r.activation_checkpointing ? "true" : "false"));
     r.honoured.push_back(std::string("state_dict_type=") + (r.sharded_state_dict ? "SHARDED_STATE_DICT" : "FULL_STATE_DICT"));
   }
   return r;

@@ -149,7 +149,12 @@ Accelerator::~Accelerator() {
 
 void Accelerator::log_sharding() const {
   const auto& sh = resolved_.sharding;
-  if (sh.source.empty() && !sh.enabled()) return;
+  if (!sh.enabled()) {
+    if (sh.source == "FSDP" || sh.source == "DeepSpeed")
+      logger().info(sh.source, " settings ask for no sharding (", sh.source == "FSDP" ? "NO_SHARD" : "ZeRO stage 0",
+                    "): plain data parallel.");
+    return;
+  }
   std::string honoured, ignored;
   for (const auto& h : sh.honoured) honoured += (honoured.empty() ? "" : ", ") + h;
   for (const auto& i : sh.ignored) ignored += (ignored.empty() ? "" : "; ") + i;
