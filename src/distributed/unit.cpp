@@ -78,9 +78,17 @@ namespace {
 struct Closure : torch::CustomClassHolder {
   std::function<at::Tensor(const std::vector<at::Tensor>&)> fn;
   std::function<void()> before_recompute;
-  size_t num_inputs = 0;
+  size_t num_inputs = 0;               // defined inputs, passed through the autograd function
+  std::vector<bool> input_defined;     // per argument of fn: defined (else an undefined tensor)
   std::vector<bool> input_requires_grad;
   std::vector<at::Tensor> params;
+  // fn's arguments from the defined inputs.
+  std::vector<at::Tensor> arguments(const std::vector<at::Tensor>& defined) const {
+    std::vector<at::Tensor> out;
+    size_t k = 0;
+    for (bool d : input_defined) out.push_back(d ? defined[k++] : at::Tensor());
+    return out;
+  }
   // Generator and autocast state of the forward, replayed for the recomputation.
   at::Tensor cpu_rng;
   std::vector<std::pair<c10::DeviceIndex, at::Tensor>> cuda_rng;
@@ -166,7 +174,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
     at::Tensor out;
     {
       torch::NoGradGuard no_grad;
-      out = closure->fn(inputs);
+      out = closure->fn(closure->arguments(inputs));
     }
     ctx->save_for_backward(inputs);
     ctx->saved_data["closure"] = c10::IValue::make_capsule(closure);
@@ -191,7 +199,7 @@ class CheckpointFunction : public torch::autograd::Function<CheckpointFunction> 
       RngSnapshot rng(*closure);
       AutocastReplay autocast(*closure);
       torch::AutoGradMode grad_mode(true);
-      out = closure->fn(inputs);
+      out = closure->fn(closure->arguments(inputs));
     }
     // Gradients for the inputs that need them and for the parameters that took part.
     std::vector<at::Tensor> wrt;
@@ -225,9 +233,14 @@ at::Tensor checkpointed_call(const std::function<at::Tensor(const std::vector<at
   auto closure = c10::make_intrusive<Closure>();
   closure->fn = fn;
   closure->before_recompute = std::move(before_recompute);
-  closure->num_inputs = inputs.size();
-  for (const auto& x : inputs) closure->input_requires_grad.push_back(x.defined() && x.requires_grad());
-  std::vector<at::Tensor> tensors = inputs;
+  std::vector<at::Tensor> tensors;
+  for (const auto& x : inputs) {
+    closure->input_defined.push_back(x.defined());
+    if (!x.defined()) continue;
+    tensors.push_back(x);
+    closure->input_requires_grad.push_back(x.requires_grad());
+  }
+  closure->num_inputs = tensors.size();
   for (const auto& p : params) {
     if (p.requires_grad()) {
       tensors.push_back(p);

@@ -5,6 +5,7 @@
 // all-gather or a reduce-scatter is named by the others.
 #include "accel/accelerator.h"
 #include "accel/checkpoint/safetensors.h"
+#include "accel/core/strings.h"
 #include "accel/distributed/sharded.h"
 #include "accel/distributed/unit.h"
 #include "accel/models/bert.h"
@@ -91,15 +92,16 @@ struct Config {
   double clip = 0;
   std::string param_dtype = "fp32";
   bool reshard = true;
-  int shard_size = 0;  // HYBRID_*: processes per shard group
+  bool checkpointing = false;  // activation checkpointing of the units
+  int shard_size = 0;          // HYBRID_*: processes per shard group
   std::string describe() const {
     return c10::str(strategy, " ", model, " accum=", accum, " clip=", clip, " param_dtype=", param_dtype,
-                    reshard ? "" : " reshard_after_forward=false",
+                    reshard ? "" : " reshard_after_forward=false", checkpointing ? " activation_checkpointing" : "",
                     shard_size ? c10::str(" shard_size=", shard_size) : "");
   }
 };
 
-// "STRATEGY:model:accum:clip:dtype[:noreshard][:sN]"
+// "STRATEGY:model:accum:clip:dtype[:noreshard][:ac][:sN]"
 Config parse_config(const std::string& s) {
   auto f = split(s, ':');
   Config c;
@@ -110,6 +112,7 @@ Config parse_config(const std::string& s) {
   c.param_dtype = f.at(4);
   for (size_t i = 5; i < f.size(); ++i) {
     if (f[i] == "noreshard") c.reshard = false;
+    if (f[i] == "ac") c.checkpointing = true;
     if (f[i][0] == 's') c.shard_size = std::stoi(f[i].substr(1));
   }
   return c;
@@ -186,6 +189,7 @@ AcceleratorOptions options_for(const Config& c) {
                 .strategy(parse_sharding_strategy(c.strategy))
                 .wrap_module_types({"Block", "BertLayer", "BertEmbeddings"})
                 .reshard_after_forward(c.reshard)
+                .activation_checkpointing(c.checkpointing)
                 .param_dtype(c.param_dtype);
   if (c.shard_size) sh.shard_group_size(c.shard_size);
   // A reduced parameter dtype comes with mixed precision (autocast), as Accelerate sets it up.
@@ -206,9 +210,9 @@ void expect_all_ranks_pass(const std::vector<accel::testing::RankResult>& result
 
 // Free ports for `n` process groups, one after the other in one run.
 std::string ports(int n) {
-  std::string out;
-  for (int i = 0; i < n; ++i) out += (i ? "," : "") + std::to_string(accel::testing::free_port());
-  return out;
+  std::vector<std::string> list;
+  for (int i = 0; i < n; ++i) list.push_back(std::to_string(accel::testing::free_port()));
+  return join(list, ",");
 }
 
 }  // namespace
@@ -296,6 +300,11 @@ TEST(Sharded, EveryStrategyMatchesDdpAndOneProcessOn2Ranks) {
     }
   }
   cfg.push_back("FULL_SHARD:bert:1:0:fp32:noreshard");
+  // Activation checkpointing recomputes each unit in backward: the same weights.
+  cfg.push_back("FULL_SHARD:bert:1:0:fp32:ac");
+  cfg.push_back("FULL_SHARD:mlp:2:1.0:fp32:ac");
+  cfg.push_back("SHARD_GRAD_OP:bert:2:1.0:fp32:ac");
+  cfg.push_back("NO_SHARD:bert:1:0:fp32:ac");
   std::string joined;
   for (const auto& c : cfg) joined += (joined.empty() ? "" : ";") + c;
   expect_all_ranks_pass(run_ranks(2, "DISABLED_ShardWorker.Equivalence",
