@@ -226,12 +226,11 @@ int main(int argc, char** argv) {
         where.dir, accel::datasets::ImdbOptions().split("train").max_samples(args.max_train_samples));
     auto test_set = accel::datasets::load_imdb(
         where.dir, accel::datasets::ImdbOptions().split("test").max_samples(args.max_eval_samples));
-    acc.print("IMDb from ", where.dir.string(), " (", where.source, "): ", train_set.size(), " train, ",
+    acc.print("IMDb from ", where.dir, " (", where.source, "): ", train_set.size(), " train, ",
               test_set.size(), " test reviews");
 
     // Model and tokenizer.
-    std::filesystem::path model_dir =
-        args.model.empty() ? accel::models::default_model_dir() : std::filesystem::path(args.model);
+    const std::string model_dir = args.model.empty() ? accel::models::default_model_dir() : args.model;
     auto tok = accel::text::WordPieceTokenizer::from_file(model_dir);
     accel::models::BertForSequenceClassification net{nullptr};
     torch::manual_seed(args.seed);
@@ -243,7 +242,7 @@ int main(int argc, char** argv) {
     } else {
       accel::models::LoadReport report;
       net = accel::models::bert_for_sequence_classification_from_pretrained(model_dir, 2, &report);
-      acc.print("model: ", model_dir.string(), "\n", report.to_string());
+      acc.print("model: ", model_dir, "\n", report.to_string());
     }
 
     auto t0 = Clock::now();
@@ -326,7 +325,7 @@ int main(int argc, char** argv) {
         if (args.checkpointing_steps > 0 && global_step % args.checkpointing_steps == 0 &&
             train_loader->position() < train_loader->size()) {
           auto where = acc.save_state();
-          acc.print("\ncheckpoint ", where.string(), " (step ", global_step, ")");
+          acc.print("\ncheckpoint ", where, " (step ", global_step, ")");
         }
       }
       bar.close();

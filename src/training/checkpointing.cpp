@@ -2,16 +2,13 @@
 #include "accel/accelerator.h"
 #include "accel/checkpoint/safetensors.h"
 #include "accel/checkpoint/state_folder.h"
+#include "accel/core/fs.h"
 
 #include <ATen/ATen.h>
 #include <torch/version.h>
 
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
-
-namespace fs = std::filesystem;
 
 namespace accel {
 
@@ -41,18 +38,11 @@ void write_member(checkpoint::StateFolderWriter& w, const std::string& name, con
   w.write(name, bytes);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json read_json(const fs::path& p) {
+nlohmann::json read_json(const std::string& p) {
   try {
-    return nlohmann::json::parse(read_text(p));
+    return nlohmann::json::parse(fs::read_file(p, "checkpoint file"));
   } catch (const nlohmann::json::exception& e) {
-    ACCEL_CHECK_INPUT(false, "load_state: ", p.string(), " is not valid JSON (", e.what(), ").");
+    ACCEL_CHECK_INPUT(false, "load_state: ", p, " is not valid JSON (", e.what(), ").");
   }
   return {};
 }
@@ -74,8 +64,9 @@ std::map<std::string, at::Tensor> Accelerator::module_state(torch::nn::Module& m
   return out;
 }
 
-std::vector<fs::path> Accelerator::save_module(torch::nn::Module& m, const std::string& dir, int64_t max_shard_bytes) {
-  std::vector<fs::path> files;
+std::vector<std::string> Accelerator::save_module(torch::nn::Module& m, const std::string& dir,
+                                                  int64_t max_shard_bytes) {
+  std::vector<std::string> files;
   if (is_main_process()) {
     fs::create_directories(dir);
     checkpoint::SaveCheckpointOptions o;
@@ -86,10 +77,10 @@ std::vector<fs::path> Accelerator::save_module(torch::nn::Module& m, const std::
   return files;
 }
 
-fs::path Accelerator::save_state(const std::string& dir_arg) {
+std::string Accelerator::save_state(const std::string& dir_arg) {
   const auto& project = options_.project();
-  fs::path dir;
-  fs::path checkpoints_root;
+  std::string dir;
+  std::string checkpoints_root;
   if (!dir_arg.empty()) {
     dir = dir_arg;
   } else {
@@ -97,17 +88,16 @@ fs::path Accelerator::save_state(const std::string& dir_arg) {
                 "save_state: no folder given and project().automatic_checkpoint_naming is off. HINT: "
                 "pass a folder, or set AcceleratorOptions().project(ProjectOptions().project_dir(...)"
                 ".automatic_checkpoint_naming(true)).");
-    checkpoints_root = fs::path(project.project_dir().empty() ? "." : project.project_dir()) / "checkpoints";
-    dir = checkpoints_root / ("checkpoint_" + std::to_string(iteration_));
+    checkpoints_root = fs::join(project.project_dir().empty() ? "." : project.project_dir(), "checkpoints");
+    dir = fs::join(checkpoints_root, "checkpoint_" + std::to_string(iteration_));
   }
   // Every rank writes into the same temporary folder; rank 0 prepares and commits it.
-  fs::path temp = dir;
-  temp += ".tmp";
+  const std::string temp = dir + ".tmp";
   if (is_main_process()) {
     std::error_code ec;
     fs::remove_all(temp, ec);
     fs::create_directories(temp, ec);
-    ACCEL_CHECK(!ec, "save_state: cannot create ", temp.string(), ": ", ec.message(),
+    ACCEL_CHECK(!ec, "save_state: cannot create ", temp, ": ", ec.message(),
                 ". HINT: check that the folder is writable and the disk is not full.");
   }
   wait_for_everyone();
@@ -184,17 +174,18 @@ fs::path Accelerator::save_state(const std::string& dir_arg) {
   }
   iteration_ = next_iteration;
   wait_for_everyone();
-  logger().info("saved state to ", dir.string());
+  logger().info("saved state to ", dir);
   return dir;
 }
 
 void Accelerator::load_state(const std::string& dir_arg) {
-  fs::path dir = dir_arg;
+  std::string dir = dir_arg;
   if (dir.empty()) {
     const auto& project = options_.project();
-    fs::path root = fs::path(project.project_dir().empty() ? "." : project.project_dir()) / "checkpoints";
+    const std::string root =
+        fs::join(project.project_dir().empty() ? "." : project.project_dir(), "checkpoints");
     auto all = checkpoint::list_checkpoints(root);
-    ACCEL_CHECK_INPUT(!all.empty(), "load_state: no complete checkpoint under ", root.string(),
+    ACCEL_CHECK_INPUT(!all.empty(), "load_state: no complete checkpoint under ", root,
                       ". HINT: pass the folder written by save_state().");
     dir = all.back();
   }
@@ -202,18 +193,19 @@ void Accelerator::load_state(const std::string& dir_arg) {
   nlohmann::json header = checkpoint::verify_state_folder(dir);
   auto models = live_models();
   const size_t saved_models = header.value("num_models", size_t{0});
-  ACCEL_CHECK_INPUT(saved_models == models.size(), "load_state: ", dir.string(), " holds ", saved_models,
-                    " model(s) but ", models.size(), " are prepared. HINT: prepare the same objects as the saved run.");
+  ACCEL_CHECK_INPUT(saved_models == models.size(), "load_state: ", dir, " holds ", saved_models,
+                    " model(s) but ", models.size(),
+                    " are prepared. HINT: prepare the same objects as the saved run.");
   std::vector<TensorMap> model_weights;
   for (size_t i = 0; i < models.size(); ++i) {
-    const fs::path f = dir / indexed("model", i, ".safetensors");
+    const std::string f = fs::join(dir, indexed("model", i, ".safetensors"));
     TensorMap t = checkpoint::load_file(f);
     auto expected = module_state(*models[i]->module);
     for (const auto& [k, v] : expected) {
       auto it = t.find(k);
-      ACCEL_CHECK_INPUT(it != t.end(), "load_state: ", f.string(), " has no tensor '", k,
+      ACCEL_CHECK_INPUT(it != t.end(), "load_state: ", f, " has no tensor '", k,
                         "'. HINT: the checkpoint is for another model.");
-      ACCEL_CHECK_INPUT(it->second.sizes() == v.sizes(), "load_state: '", k, "' in ", f.string(), " has shape ",
+      ACCEL_CHECK_INPUT(it->second.sizes() == v.sizes(), "load_state: '", k, "' in ", f, " has shape ",
                         it->second.sizes(), " but the model's is ", v.sizes(), ".");
     }
     model_weights.push_back(std::move(t));
@@ -224,30 +216,34 @@ void Accelerator::load_state(const std::string& dir_arg) {
     if (auto o = wo.lock()) opts.push_back(o);
   }
   for (size_t i = 0; i < opts.size(); ++i) {
-    const fs::path f = dir / indexed("optimizer", i, ".safetensors");
-    ACCEL_CHECK_INPUT(fs::exists(f), "load_state: ", f.string(), " is missing (", opts.size(),
+    const std::string f = fs::join(dir, indexed("optimizer", i, ".safetensors"));
+    ACCEL_CHECK_INPUT(fs::exists(f), "load_state: ", f, " is missing (", opts.size(),
                       " optimizer(s) are prepared).");
-    opt_states.emplace_back(checkpoint::load_file(f), read_json(dir / indexed("optimizer", i, ".json")));
+    opt_states.emplace_back(checkpoint::load_file(f),
+                            read_json(fs::join(dir, indexed("optimizer", i, ".json"))));
   }
-  nlohmann::json sched = read_json(dir / "scheduler.json");
-  nlohmann::json loaders = read_json(dir / "dataloader.json");
+  nlohmann::json sched = read_json(fs::join(dir, "scheduler.json"));
+  nlohmann::json loaders = read_json(fs::join(dir, "dataloader.json"));
   TensorMap scaler_state;
   if (scaler_) {
-    ACCEL_CHECK_INPUT(fs::exists(dir / "scaler.safetensors"), "load_state: ", dir.string(),
-                      " has no scaler.safetensors but this run uses fp16. HINT: it was saved with mixed_precision=",
-                      header.value("mixed_precision", std::string("?")), ".");
-    scaler_state = checkpoint::load_file(dir / "scaler.safetensors");
+    ACCEL_CHECK_INPUT(
+        fs::exists(fs::join(dir, "scaler.safetensors")), "load_state: ", dir,
+        " has no scaler.safetensors but this run uses fp16. HINT: it was saved with mixed_precision=",
+        header.value("mixed_precision", std::string("?")), ".");
+    scaler_state = checkpoint::load_file(fs::join(dir, "scaler.safetensors"));
   }
   const int saved_world = header.value("world_size", 1);
-  fs::path rng_file = dir / ("random_states_" + std::to_string(state_.rank) + ".safetensors");
+  const std::string rng_file =
+      fs::join(dir, ("random_states_" + std::to_string(state_.rank) + ".safetensors"));
   TensorMap rng;
   if (fs::exists(rng_file)) rng = checkpoint::load_file(rng_file);
   std::vector<TensorMap> custom;
-  ACCEL_CHECK_INPUT(header.value("num_custom", size_t{0}) == custom_.size(), "load_state: ", dir.string(), " holds ",
+  ACCEL_CHECK_INPUT(header.value("num_custom", size_t{0}) == custom_.size(), "load_state: ", dir, " holds ",
                     header.value("num_custom", size_t{0}), " registered object(s) but ", custom_.size(),
                     " are registered now.");
   for (size_t i = 0; i < custom_.size(); ++i) {
-    custom.push_back(checkpoint::load_file(dir / ("custom_checkpoint_" + std::to_string(i) + ".safetensors")));
+    custom.push_back(
+        checkpoint::load_file(fs::join(dir, ("custom_checkpoint_" + std::to_string(i) + ".safetensors"))));
   }
 
   // 2. Apply.
@@ -274,7 +270,7 @@ void Accelerator::load_state(const std::string& dir_arg) {
   }
   for (size_t i = 0; i < opts.size(); ++i) {
     checkpoint::load_optimizer_state(opts[i]->inner(), opt_states[i].first, opt_states[i].second,
-                                     (dir / indexed("optimizer", i, ".safetensors")).string());
+                                     fs::join(dir, indexed("optimizer", i, ".safetensors")));
   }
   if (scaler_) scaler_->load_state_dict(scaler_state);
   if (!rng.empty()) {
@@ -314,7 +310,7 @@ void Accelerator::load_state(const std::string& dir_arg) {
   iteration_ = header.value("iteration", iteration_);
   sync_gradients_ = true;
   wait_for_everyone();
-  logger().info("loaded state from ", dir.string());
+  logger().info("loaded state from ", dir);
 }
 
 }  // namespace accel

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,7 +15,7 @@
 namespace accel::tracking {
 namespace {
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 using test::read_file;
 using test::TempDir;
 
