@@ -3,11 +3,11 @@
 // report, that no worker is left behind (pids checked in /proc), signal forwarding, rank
 // prefixes, the workers' environment, restarts, log files and descriptor hygiene.
 // Timings are printed for the notes, never asserted.
-#include "support/temp_dir.h"
-
 #include <accel/launcher/cli.h>
 #include <accel/launcher/launch.h>
 #include <accel/launcher/process.h>
+
+#include "support/temp_dir.h"
 
 #include <fcntl.h>
 #include <signal.h>
