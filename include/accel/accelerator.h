@@ -32,7 +32,6 @@
 #include <torch/data/samplers/random.h>
 #include <torch/optim/optimizer.h>
 
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -430,7 +429,7 @@ class Accelerator {
   /// objects. Atomic: the folder appears complete or not at all. With no folder, needs
   /// project().automatic_checkpoint_naming: writes project_dir/checkpoints/checkpoint_<iteration>
   /// and keeps at most project().total_limit of them. Collective: call on every rank.
-  std::filesystem::path save_state(const std::string& dir = "");
+  std::string save_state(const std::string& dir = "");
   /// Restores a folder written by save_state (with no folder: the latest automatic checkpoint).
   /// Every file is verified (size, checksum, shapes) before anything is changed. A checkpoint
   /// from another world size loads weights and optimizer state; the data position then cannot
@@ -454,8 +453,8 @@ class Accelerator {
   /// `max_shard_bytes`) in `dir`, from the main process (a sharded model is gathered one unit
   /// at a time); returns the files written. Collective.
   template <typename M>
-  std::vector<std::filesystem::path> save_model(const PreparedModel<M>& model, const std::string& dir,
-                                                int64_t max_shard_bytes = int64_t{10} << 30) {
+  std::vector<std::string> save_model(const PreparedModel<M>& model, const std::string& dir,
+                                      int64_t max_shard_bytes = int64_t{10} << 30) {
     return save_module(*model.state(), dir, max_shard_bytes);
   }
   /// The next iteration of `loader` starts at batch `n` (Accelerate's skip_first_batches).
@@ -523,8 +522,7 @@ class Accelerator {
   std::shared_ptr<AcceleratedScheduler> prepare_scheduler_fn(std::function<void()> step);
   void prepare_loader(std::shared_ptr<data::DataLoaderBase> loader);
   std::map<std::string, at::Tensor> module_state(detail::ModelState& m, bool main_process_only);
-  std::vector<std::filesystem::path> save_module(detail::ModelState& m, const std::string& dir,
-                                                 int64_t max_shard_bytes);
+  std::vector<std::string> save_module(detail::ModelState& m, const std::string& dir, int64_t max_shard_bytes);
   std::shared_ptr<distributed::ParallelStrategy> strategy_of(const at::Tensor& t) const;
   std::vector<std::shared_ptr<detail::ModelState>> live_models() const;
   SyncGuard accumulate_states(std::vector<std::shared_ptr<detail::ModelState>> states);

@@ -1,5 +1,6 @@
 // The precision benchmark's PNG chart, drawn by gnuplot: samples/s and peak memory per precision.
 #include "accel/bench/precision.h"
+#include "accel/core/fs.h"
 
 #include <unistd.h>
 
@@ -34,7 +35,7 @@ double to_mib(std::optional<int64_t> b) {
 
 }  // namespace
 
-std::string write_chart_png(const PrecisionReport& report, const std::filesystem::path& png) {
+std::string write_chart_png(const PrecisionReport& report, const std::string& png) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0)
     return "gnuplot is not installed (apt-get install gnuplot-nox); the PNG was skipped";
   bool any = false;
@@ -44,10 +45,9 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
   const bool cuda = report.device.rfind("cuda", 0) == 0;
   const std::string mem1 = cuda ? "peak allocated (CUDA)" : "peak RSS";
   const std::string mem2 = cuda ? "peak reserved (CUDA)" : "peak tensor bytes";
-  const auto dir = std::filesystem::temp_directory_path() / ("accel-chart-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const auto dat = dir / "data.dat";
-  const auto gp = dir / "chart.gp";
+  const fs::TempDir dir("accel-chart-");  // removed on return
+  const std::string dat = dir / "data.dat";
+  const std::string gp = dir / "chart.gp";
   {
     std::ofstream d(dat);
     d << "# precision samples/s mem1_MiB mem2_MiB\n";
@@ -70,7 +70,7 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
     std::ofstream g(gp);
     g << (cairo ? "set terminal pngcairo size 1100,480 font 'Sans,10'\n"
                 : "set terminal png size 1100,480\n");
-    g << "set output " << gp_quote(png.string()) << "\n";
+    g << "set output " << gp_quote(png) << "\n";
     g << "set datafile separator whitespace\n";
     g << "set multiplot layout 1,2 title " << gp_quote(title) << "\n";
     g << "set style data histograms\nset style fill solid 0.85 border -1\nset boxwidth 0.8\n";
@@ -79,28 +79,25 @@ std::string write_chart_png(const PrecisionReport& report, const std::filesystem
     // Left: throughput.
     g << "set title 'throughput (higher is better)'\nset ylabel 'samples/s'\n";
     g << "set style histogram clustered gap 1\n";
-    g << "plot " << gp_quote(dat.string())
+    g << "plot " << gp_quote(dat)
       << " using 2:xtic(1) title 'samples/s' lc rgb '#4472c4', '' using 0:2:(sprintf('%.2f',$2)) "
          "with labels offset 0,0.8 notitle\n";
     // Right: memory.
     g << "set title 'peak memory (lower is better)'\nset ylabel 'MiB'\n";
-    g << "plot " << gp_quote(dat.string()) << " using 3:xtic(1) title " << gp_quote(mem1)
+    g << "plot " << gp_quote(dat) << " using 3:xtic(1) title " << gp_quote(mem1)
       << " lc rgb '#ed7d31', '' using 4 title " << gp_quote(mem2) << " lc rgb '#a5a5a5', "
       << "'' using ($0-0.17):3:(sprintf('%.0f',$3)) with labels offset 0,0.8 notitle, "
       << "'' using ($0+0.17):4:(sprintf('%.0f',$4)) with labels offset 0,0.8 notitle\n";
     g << "unset multiplot\n";
   }
-  const int rc = std::system(
-      ("gnuplot " + shell_quote(gp.string()) + " 2>" + shell_quote((dir / "err.txt").string())).c_str());
+  const int rc = std::system(("gnuplot " + shell_quote(gp) + " 2>" + shell_quote(dir / "err.txt")).c_str());
   std::string err;
   if (rc != 0) {
     std::ifstream e(dir / "err.txt");
     std::getline(e, err);
   }
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
   if (rc != 0) return "gnuplot failed: " + err;
-  if (!std::filesystem::exists(png)) return "gnuplot wrote no file";
+  if (!fs::exists(png)) return "gnuplot wrote no file";
   return "";
 }
 

@@ -1,6 +1,7 @@
 // The precision benchmark (see accel/bench/precision.h): training steps per precision, GEMM
 // microbenchmark, MFU, child-process isolation and the JSON form of the results.
 #include "accel/bench/precision.h"
+#include "accel/core/fs.h"
 
 #include "accel/accelerator.h"
 #include "accel/bench/memory.h"
@@ -107,10 +108,10 @@ std::string resolve_device(const PrecisionBenchmarkOptions& o) {
 
 models::BertConfig resolve_config(const PrecisionBenchmarkOptions& o) {
   if (o.custom_config()) return *o.custom_config();
-  std::filesystem::path p(o.config());
-  if (std::filesystem::exists(p)) {
-    return std::filesystem::is_directory(p) ? models::BertConfig::from_pretrained(p)
-                                            : models::BertConfig::from_json_file(p);
+  const std::string& p = o.config();
+  if (fs::exists(p)) {
+    return fs::is_directory(p) ? models::BertConfig::from_pretrained(p)
+                               : models::BertConfig::from_json_file(p);
   }
   return models::BertConfig::from_name(o.config());
 }
@@ -163,7 +164,7 @@ ImdbTensors load_imdb_tensors(const PrecisionBenchmarkOptions& o, const std::str
   const int64_t t = o.seq_len();
   const auto where = datasets::resolve_imdb_dir(datasets::ImdbLocationOptions().data_dir(o.data_dir()));
   auto ds = datasets::load_imdb(where.dir, datasets::ImdbOptions().split(split).max_samples(count));
-  ACCEL_CHECK_INPUT(ds.size() > 0, "bench precision: no IMDb ", split, " reviews in ", where.dir.string(),
+  ACCEL_CHECK_INPUT(ds.size() > 0, "bench precision: no IMDb ", split, " reviews in ", where.dir,
                     ". HINT: pass --data_dir to an aclImdb folder, or use --data random.");
   const auto tok = text::WordPieceTokenizer::from_file(models::default_model_dir());
   auto enc = tok.encode_batch(
@@ -591,27 +592,20 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
     if (o.isolate()) {
       auto cmd = o.child_command();
       if (cmd.empty()) {
-        std::error_code ec;
-        auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-        cmd = {ec ? std::string("/proc/self/exe") : exe.string(), "bench", "precision"};
+        cmd = {fs::read_symlink("/proc/self/exe").value_or("/proc/self/exe"), "bench", "precision"};
       }
       auto child_opts = o;
       child_opts.isolate(false).gemm(false);
       for (auto& a : to_precision_args(child_opts)) cmd.push_back(a);
-      const auto out = std::filesystem::temp_directory_path() /
-                       ("accel-bench-" + std::to_string(::getpid()) + "-" + p + ".json");
-      std::filesystem::remove(out);
-      cmd.insert(cmd.end(), {"--single", p, "--json-out", out.string()});
+      const fs::TempDir scratch("accel-bench-");
+      const std::string out = scratch / (p + ".json");
+      cmd.insert(cmd.end(), {"--single", p, "--json-out", out});
       const int rc = run_child(cmd);
-      if (rc == 0 && std::filesystem::exists(out)) {
-        std::ifstream in(out);
-        std::stringstream ss;
-        ss << in.rdbuf();
-        r = result_from_json(ss.str());
+      if (rc == 0 && fs::exists(out)) {
+        r = result_from_json(fs::read_file(out, "benchmark result"));
       } else {
         r.skipped_reason = "its child process failed (exit code " + std::to_string(rc) + "; output above)";
       }
-      std::filesystem::remove(out);
     } else {
       try {
         r = run_single_precision(o, p);

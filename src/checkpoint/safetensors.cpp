@@ -3,6 +3,7 @@
 #include "accel/checkpoint/safetensors.h"
 
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -17,17 +18,13 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <random>
 #include <regex>
 #include <set>
-#include <sstream>
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; big-endian hosts are not supported");
 
 namespace accel::checkpoint {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -89,78 +86,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   }
   return s + "]";
 }
-
-[[noreturn]] void throw_io(const fs::path& path, const std::string& what) {
-  throw ::accel::Error(c10::str("cannot ", what, " '", path.string(), "': ", std::strerror(errno)));
-}
-
-void write_all(int fd, const char* data, size_t size, const fs::path& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_io(path, "write");
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-void fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);  // best effort: some file systems refuse fsync on folders
-    ::close(fd);
-  }
-}
-
-// An open temporary file next to `path`; renamed over `path` by commit(), removed otherwise.
-class AtomicWriter {
- public:
-  explicit AtomicWriter(const fs::path& path) : path_(path) {
-    fs::path dir = path.parent_path();
-    if (!dir.empty()) {
-      std::error_code ec;
-      fs::create_directories(dir, ec);
-      ACCEL_CHECK(!ec, "cannot create folder '", dir.string(), "': ", ec.message());
-    }
-    static std::atomic<uint64_t> counter{0};
-    std::random_device rd;
-    tmp_ = path;
-    tmp_ += c10::str(".tmp.", ::getpid(), ".", counter++, ".", rd());
-    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_io(tmp_, "create");
-  }
-  ~AtomicWriter() {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) {
-      std::error_code ec;
-      fs::remove(tmp_, ec);
-    }
-  }
-  AtomicWriter(const AtomicWriter&) = delete;
-  AtomicWriter& operator=(const AtomicWriter&) = delete;
-
-  void write(const void* data, size_t size) { write_all(fd_, static_cast<const char*>(data), size, tmp_); }
-
-  void commit() {
-    if (::fsync(fd_) != 0) throw_io(tmp_, "fsync");
-    if (::close(fd_) != 0) {
-      fd_ = -1;
-      throw_io(tmp_, "close");
-    }
-    fd_ = -1;
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0) throw_io(path_, "rename a temporary file onto");
-    committed_ = true;
-    fsync_dir(path_.parent_path());
-  }
-
- private:
-  fs::path path_;
-  fs::path tmp_;
-  int fd_ = -1;
-  bool committed_ = false;
-};
 
 // Header layout for a set of tensors, in the reference library's order.
 struct Planned {
@@ -282,8 +207,8 @@ constexpr const char* kNotSafetensorsHint =
     "re-export it with safetensors' save_file or save_pretrained.";
 }  // namespace
 
-SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
-  const std::string where = c10::str("safetensors file '", path.string(), "'");
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  const std::string where = c10::str("safetensors file '", path, "'");
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ACCEL_CHECK_INPUT(fd >= 0, "cannot open ", where, ": ", std::strerror(errno),
                     ". HINT: check the path; a Hugging Face model folder holds model.safetensors "
@@ -330,7 +255,7 @@ SafetensorsFile SafetensorsFile::from_bytes(std::string_view bytes, const std::s
 }
 
 void SafetensorsFile::parse() {
-  const std::string where = c10::str("safetensors file '", path_.string(), "'");
+  const std::string where = c10::str("safetensors file '", path_, "'");
   const char* kHint = kNotSafetensorsHint;
   const uint64_t file_size = mapping_->size;
   const auto* bytes = static_cast<const char*>(mapping_->base);
@@ -455,7 +380,7 @@ bool SafetensorsFile::contains(const std::string& name) const {
 
 const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
   auto it = index_.find(name);
-  ACCEL_CHECK_INPUT(it != index_.end(), "safetensors file '", path_.string(), "' has no tensor '", name,
+  ACCEL_CHECK_INPUT(it != index_.end(), "safetensors file '", path_, "' has no tensor '", name,
                     "' (it holds ", index_.size(), " tensors). HINT: list them with names().");
   return entries_[it->second];
 }
@@ -482,7 +407,7 @@ TensorMap SafetensorsFile::tensors() const {
   return out;
 }
 
-TensorMap load_file(const fs::path& path, Metadata* metadata) {
+TensorMap load_file(const std::string& path, Metadata* metadata) {
   SafetensorsFile f(path);
   if (metadata != nullptr) *metadata = f.metadata();
   return f.tensors();
@@ -508,22 +433,16 @@ std::string serialize(const TensorMap& tensors, const Metadata& metadata) {
   return out;
 }
 
-void save_file(const TensorMap& tensors, const fs::path& path, const Metadata& metadata) {
+void save_file(const TensorMap& tensors, const std::string& path, const Metadata& metadata) {
   auto planned = plan(tensors);
   std::string header = length_prefix(0) + header_bytes(planned, metadata);
   uint64_t n = header.size() - 8;
   std::memcpy(header.data(), &n, 8);
-  AtomicWriter w(path);
+  fs::AtomicFile w(path);
   w.write(header.data(), header.size());
   for (const auto& p : planned) {
     if (p.end > p.begin) w.write(p.tensor.data_ptr(), p.end - p.begin);
   }
-  w.commit();
-}
-
-void write_file_atomic(const fs::path& path, std::string_view bytes) {
-  AtomicWriter w(path);
-  w.write(bytes.data(), bytes.size());
   w.commit();
 }
 
@@ -537,19 +456,17 @@ std::string shard_file_name(int64_t index, int64_t count, const std::string& pre
   return prefix + buf;
 }
 
-ShardIndex read_index(const fs::path& path) {
-  const std::string where = c10::str("checkpoint index '", path.string(), "'");
+ShardIndex read_index(const std::string& path) {
+  const std::string where = c10::str("checkpoint index '", path, "'");
   const char* kHint =
       " HINT: the index must look like {\"metadata\": {\"total_size\": N}, "
       "\"weight_map\": {\"tensor name\": \"model-00001-of-00002.safetensors\"}}; "
       "re-save the checkpoint with save_pretrained.";
-  std::ifstream in(path, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot open ", where, ". HINT: check the path.");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  ACCEL_CHECK_INPUT(fs::is_regular_file(path), "cannot open ", where, ". HINT: check the path.");
+  const std::string text = fs::read_file(path, "checkpoint index");
   json j;
   try {
-    j = json::parse(ss.str());
+    j = json::parse(text);
   } catch (const json::exception& e) {
     ACCEL_CHECK_INPUT(false, where, " is not valid JSON (", e.what(), ").", kHint);
   }
@@ -566,34 +483,31 @@ ShardIndex read_index(const fs::path& path) {
     ACCEL_CHECK_INPUT(it.value().is_string(), where, ": weight_map entry '", it.key(),
                       "' is not a file name.", kHint);
     std::string file = it.value().get<std::string>();
-    fs::path fp(file);
-    ACCEL_CHECK_INPUT(!file.empty() && fp.filename() == fp && file != "." && file != "..", where,
-                      ": weight_map entry '", it.key(), "' names '", file,
+    ACCEL_CHECK_INPUT(!file.empty() && file.find('/') == std::string::npos && file != "." && file != "..",
+                      where, ": weight_map entry '", it.key(), "' names '", file,
                       "', which is not a plain file name in the index's folder.", kHint);
     idx.weight_map[it.key()] = file;
   }
   return idx;
 }
 
-void write_index(const ShardIndex& index, const fs::path& path) {
+void write_index(const ShardIndex& index, const std::string& path) {
   json j;
   j["metadata"] = {{"total_size", index.total_size}};
   j["weight_map"] = json::object();
   for (const auto& [k, v] : index.weight_map) j["weight_map"][k] = v;
-  write_file_atomic(path, j.dump(2) + "\n");
+  fs::write_file_atomic(path, j.dump(2) + "\n");
 }
 
 namespace {
-void remove_leftovers(const fs::path& folder, const std::string& prefix, const std::vector<fs::path>& written);
+void remove_leftovers(const std::string& folder, const std::string& prefix, const std::vector<std::string>& written);
 }  // namespace
 
-std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& folder,
-                                      const SaveCheckpointOptions& options) {
+std::vector<std::string> save_checkpoint(const TensorMap& tensors, const std::string& folder,
+                                         const SaveCheckpointOptions& options) {
   ACCEL_CHECK(options.max_shard_size() > 0, "save_checkpoint: max_shard_size must be > 0");
   ACCEL_CHECK(!options.prefix().empty(), "save_checkpoint: prefix must not be empty");
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  ACCEL_CHECK(!ec, "cannot create folder '", folder.string(), "': ", ec.message());
+  fs::create_directories(folder);
 
   // Fill shards as huggingface_hub's split_state_dict_into_shards does.
   std::vector<TensorMap> shards;
@@ -617,9 +531,9 @@ std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& 
   if (!current.empty() || shards.empty()) shards.push_back(std::move(current));
 
   const std::string& prefix = options.prefix();
-  const fs::path single = folder / (prefix + ".safetensors");
-  const fs::path index_path = folder / (prefix + ".safetensors.index.json");
-  std::vector<fs::path> written;
+  const std::string single = fs::join(folder, prefix + ".safetensors");
+  const std::string index_path = fs::join(folder, prefix + ".safetensors.index.json");
+  std::vector<std::string> written;
   if (shards.size() == 1) {
     save_file(shards[0], single, options.metadata());
     written.push_back(single);
@@ -629,9 +543,9 @@ std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& 
     const auto count = static_cast<int64_t>(shards.size());
     for (int64_t i = 0; i < count; ++i) {
       const std::string name = shard_file_name(i + 1, count, prefix);
-      save_file(shards[i], folder / name, options.metadata());
+      save_file(shards[i], fs::join(folder, name), options.metadata());
       for (const auto& [k, _] : shards[i]) index.weight_map[k] = name;
-      written.push_back(folder / name);
+      written.push_back(fs::join(folder, name));
     }
     write_index(index, index_path);
     written.push_back(index_path);
@@ -644,31 +558,28 @@ std::vector<fs::path> save_checkpoint(const TensorMap& tensors, const fs::path& 
 namespace {
 
 // Removes what an earlier save with this prefix left in `folder` and this one did not write.
-void remove_leftovers(const fs::path& folder, const std::string& prefix, const std::vector<fs::path>& written) {
-  std::error_code ec;
-  const fs::path single = folder / (prefix + ".safetensors");
-  const fs::path index_path = folder / (prefix + ".safetensors.index.json");
-  std::set<fs::path> keep(written.begin(), written.end());
+void remove_leftovers(const std::string& folder, const std::string& prefix, const std::vector<std::string>& written) {
+  const std::string single = fs::join(folder, prefix + ".safetensors");
+  const std::string index_path = fs::join(folder, prefix + ".safetensors.index.json");
+  std::set<std::string> keep(written.begin(), written.end());
   const std::regex shard_re(std::regex_replace(prefix, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
                             R"(-\d{5}-of-\d{5}\.safetensors)");
-  for (const auto& de : fs::directory_iterator(folder, ec)) {
-    const fs::path p = de.path();
-    const std::string fname = p.filename().string();
-    bool ours = std::regex_match(fname, shard_re) || p == single || p == index_path;
+  std::error_code ec;
+  for (const fs::DirEntry& de : fs::list_dir(folder, ec)) {
+    const std::string p = fs::join(folder, de.name);
+    bool ours = std::regex_match(de.name, shard_re) || p == single || p == index_path;
     if (ours && keep.count(p) == 0) fs::remove(p, ec);
   }
 }
 
 }  // namespace
 
-std::vector<fs::path> save_checkpoint_streaming(
+std::vector<std::string> save_checkpoint_streaming(
     const std::vector<TensorMeta>& layout,
     const std::function<void(const std::function<void(const std::string&, const at::Tensor&)>&)>& produce,
-    const fs::path& folder, const SaveCheckpointOptions& options) {
+    const std::string& folder, const SaveCheckpointOptions& options) {
   ACCEL_CHECK(options.max_shard_size() > 0, "save_checkpoint: max_shard_size must be > 0");
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  ACCEL_CHECK(!ec, "cannot create folder '", folder.string(), "': ", ec.message());
+  fs::create_directories(folder);
   auto bytes_of = [](const TensorMeta& m) {
     int64_t n = 1;
     for (auto d : m.shape) n *= d;
@@ -693,10 +604,11 @@ std::vector<fs::path> save_checkpoint_streaming(
   const std::string& prefix = options.prefix();
   const auto count = static_cast<int64_t>(shards.size());
   auto file_of = [&](size_t s) {
-    return count == 1 ? folder / (prefix + ".safetensors") : folder / shard_file_name(static_cast<int64_t>(s) + 1, count, prefix);
+    return count == 1 ? fs::join(folder, prefix + ".safetensors")
+                      : fs::join(folder, shard_file_name(static_cast<int64_t>(s) + 1, count, prefix));
   };
-  std::vector<fs::path> written;
-  std::unique_ptr<AtomicWriter> out;
+  std::vector<std::string> written;
+  std::unique_ptr<fs::AtomicFile> out;
   size_t shard = 0, pos = 0;  // the next tensor expected: shards[shard][pos]
   auto open_shard = [&] {
     std::vector<Planned> planned;
@@ -711,7 +623,7 @@ std::vector<fs::path> save_checkpoint_streaming(
     std::string header = length_prefix(0) + header_bytes(planned, options.metadata());
     uint64_t n = header.size() - 8;
     std::memcpy(header.data(), &n, 8);
-    out = std::make_unique<AtomicWriter>(file_of(shard));
+    out = std::make_unique<fs::AtomicFile>(file_of(shard));
     out->write(header.data(), header.size());
   };
   auto close_shard = [&] {
@@ -732,7 +644,7 @@ std::vector<fs::path> save_checkpoint_streaming(
                 ") next, got '", name, "' (", t.scalar_type(), " ", t.sizes(), ").");
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     if (c.numel() > 0) out->write(c.data_ptr(), c.numel() * c.element_size());
-    index.weight_map[name] = file_of(shard).filename().string();
+    index.weight_map[name] = fs::filename(file_of(shard));
     if (++pos == shards[shard].size()) {
       close_shard();
       if (shard < shards.size()) open_shard();
@@ -746,7 +658,7 @@ std::vector<fs::path> save_checkpoint_streaming(
     written.push_back(file_of(0));
   }
   if (count > 1) {
-    const fs::path index_path = folder / (prefix + ".safetensors.index.json");
+    const std::string index_path = fs::join(folder, prefix + ".safetensors.index.json");
     write_index(index, index_path);
     written.push_back(index_path);
   }
@@ -754,28 +666,28 @@ std::vector<fs::path> save_checkpoint_streaming(
   return written;
 }
 
-std::optional<fs::path> find_checkpoint_file(const fs::path& folder, const std::string& prefix) {
-  const fs::path index = folder / (prefix + ".safetensors.index.json");
+std::optional<std::string> find_checkpoint_file(const std::string& folder, const std::string& prefix) {
+  const std::string index = fs::join(folder, prefix + ".safetensors.index.json");
   if (fs::is_regular_file(index)) return index;
-  const fs::path single = folder / (prefix + ".safetensors");
+  const std::string single = fs::join(folder, prefix + ".safetensors");
   if (fs::is_regular_file(single)) return single;
   return std::nullopt;
 }
 
-Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
-  fs::path p = file_folder_or_index;
+Checkpoint::Checkpoint(const std::string& file_folder_or_index) {
+  std::string p = file_folder_or_index;
   if (fs::is_directory(p)) {
     auto found = find_checkpoint_file(p);
-    ACCEL_CHECK_INPUT(found.has_value(), "no checkpoint in folder '", p.string(),
+    ACCEL_CHECK_INPUT(found.has_value(), "no checkpoint in folder '", p,
                       "': neither model.safetensors nor model.safetensors.index.json is there. "
                       "HINT: pass a Hugging Face model folder (saved with save_pretrained, "
                       "safe_serialization=True) or the .safetensors file itself; "
                       "pytorch_model.bin (pickle) is not read.");
     p = *found;
   }
-  ACCEL_CHECK_INPUT(fs::exists(p), "checkpoint '", p.string(), "' does not exist. HINT: check the path.");
+  ACCEL_CHECK_INPUT(fs::exists(p), "checkpoint '", p, "' does not exist. HINT: check the path.");
   source_ = p;
-  const std::string fname = p.filename().string();
+  const std::string fname = fs::filename(p);
   const bool is_index = fname.size() > 11 && fname.substr(fname.size() - 11) == ".index.json";
   if (!is_index) {
     files_.emplace_back(p);
@@ -787,9 +699,9 @@ Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
   std::map<std::string, size_t> file_slot;
   for (const auto& [name, file] : index.weight_map) {
     if (file_slot.count(file) == 0) {
-      const fs::path shard = p.parent_path() / file;
-      ACCEL_CHECK_INPUT(fs::exists(shard), "checkpoint index '", p.string(), "' lists shard '", file,
-                        "' (for tensor '", name, "'), which is not in '", p.parent_path().string(),
+      const std::string shard = fs::join(fs::parent(p), file);
+      ACCEL_CHECK_INPUT(fs::exists(shard), "checkpoint index '", p, "' lists shard '", file,
+                        "' (for tensor '", name, "'), which is not in '", fs::parent(p),
                         "'. HINT: copy every shard next to the index.");
       file_slot[file] = files_.size();
       files_.emplace_back(shard);
@@ -797,7 +709,7 @@ Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
   }
   for (const auto& [name, file] : index.weight_map) {
     const size_t slot = file_slot[file];
-    ACCEL_CHECK_INPUT(files_[slot].contains(name), "checkpoint index '", p.string(), "' says tensor '", name,
+    ACCEL_CHECK_INPUT(files_[slot].contains(name), "checkpoint index '", p, "' says tensor '", name,
                       "' is in '", file,
                       "', but that shard does not hold it. HINT: the index and the shards come "
                       "from different saves; re-save the checkpoint.");
@@ -809,8 +721,8 @@ Checkpoint::Checkpoint(const fs::path& file_folder_or_index) {
   for (size_t s = 0; s < files_.size(); ++s) {
     for (const auto& e : files_[s].entries()) {
       auto [it, inserted] = holder.emplace(e.name, s);
-      ACCEL_CHECK_INPUT(inserted, "checkpoint '", p.string(), "': tensor '", e.name, "' is in two shards, '",
-                        files_[it->second].path().string(), "' and '", files_[s].path().string(),
+      ACCEL_CHECK_INPUT(inserted, "checkpoint '", p, "': tensor '", e.name, "' is in two shards, '",
+                        files_[it->second].path(), "' and '", files_[s].path(),
                         "'. HINT: re-save the checkpoint.");
     }
   }
@@ -829,8 +741,8 @@ bool Checkpoint::contains(const std::string& name) const {
 
 const SafetensorsFile& Checkpoint::file_holding(const std::string& name) const {
   auto it = where_.find(name);
-  ACCEL_CHECK_INPUT(it != where_.end(), "checkpoint '", source_.string(), "' has no tensor '", name,
-                    "' (it holds ", where_.size(), " tensors). HINT: list them with names().");
+  ACCEL_CHECK_INPUT(it != where_.end(), "checkpoint '", source_, "' has no tensor '", name, "' (it holds ",
+                    where_.size(), " tensors). HINT: list them with names().");
   return files_[it->second];
 }
 
@@ -842,12 +754,12 @@ at::Tensor Checkpoint::tensor(const std::string& name) const {
   return file_holding(name).tensor(name);
 }
 
-const fs::path& Checkpoint::file_of(const std::string& name) const {
+const std::string& Checkpoint::file_of(const std::string& name) const {
   return file_holding(name).path();
 }
 
-std::vector<fs::path> Checkpoint::files() const {
-  std::vector<fs::path> out;
+std::vector<std::string> Checkpoint::files() const {
+  std::vector<std::string> out;
   if (sharded_) out.push_back(source_);
   for (const auto& f : files_) out.push_back(f.path());
   return out;

@@ -2,6 +2,7 @@
 
 #include "accel/checkpoint/safetensors.h"
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -19,35 +20,12 @@
 #include <cstdio>
 #include <fstream>
 #include <regex>
-#include <sstream>
-
-namespace fs = std::filesystem;
 
 namespace accel::checkpoint {
 
-namespace {
-
-void fsync_path(const fs::path& p, bool directory) {
-  int fd = ::open(p.c_str(), directory ? (O_RDONLY | O_DIRECTORY) : O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot read ", p.string());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
-
-std::string file_checksum(const fs::path& path) {
+std::string file_checksum(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot read ", path.string());
+  ACCEL_CHECK_INPUT(in.good(), "cannot read ", path);
   uint64_t h = 1469598103934665603ULL;
   char buf[1 << 16];
   while (in) {
@@ -63,105 +41,99 @@ std::string file_checksum(const fs::path& path) {
   return out;
 }
 
-void check_member_name(const std::string& name, const fs::path& folder) {
+void check_member_name(const std::string& name, const std::string& folder) {
   const bool ok = !name.empty() && name.find('/') == std::string::npos &&
                   name.find('\\') == std::string::npos && name != "." && name != ".." &&
                   name.find('\0') == std::string::npos;
-  ACCEL_CHECK_INPUT(ok, "the checkpoint manifest in ", folder.string(), " names the file '", name,
+  ACCEL_CHECK_INPUT(ok, "the checkpoint manifest in ", folder, " names the file '", name,
                     "', which is not a plain file name inside the folder. HINT: the checkpoint was "
                     "tampered with or corrupted; use another checkpoint.");
 }
 
-StateFolderWriter::StateFolderWriter(fs::path final_dir, const std::string& temp_suffix, bool create)
+StateFolderWriter::StateFolderWriter(std::string final_dir, const std::string& temp_suffix, bool create)
     : final_(std::move(final_dir)) {
-  temp_ = final_;
-  temp_ += temp_suffix.empty() ? ".tmp-" + std::to_string(::getpid()) : temp_suffix;
+  temp_ = final_ + (temp_suffix.empty() ? ".tmp-" + std::to_string(::getpid()) : temp_suffix);
   if (!create) return;
   std::error_code ec;
   fs::remove_all(temp_, ec);
   fs::create_directories(temp_, ec);
-  ACCEL_CHECK(!ec, "save_state: cannot create ", temp_.string(), ": ", ec.message(),
+  ACCEL_CHECK(!ec, "save_state: cannot create ", temp_, ": ", ec.message(),
               ". HINT: check that the folder is writable and the disk is not full.");
 }
 
-fs::path StateFolderWriter::member(const std::string& name) const {
-  return temp_ / name;
+std::string StateFolderWriter::member(const std::string& name) const {
+  return fs::join(temp_, name);
 }
 
 void StateFolderWriter::write(const std::string& name, const std::string& bytes) {
-  write_file_atomic(member(name), bytes);
+  fs::write_file_atomic(member(name), bytes);
 }
 
 void StateFolderWriter::commit(nlohmann::json header) {
   nlohmann::json files = nlohmann::json::object();
-  for (const auto& entry : fs::directory_iterator(temp_)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string name = entry.path().filename().string();
+  for (const fs::DirEntry& entry : fs::list_dir(temp_)) {
+    if (entry.type != fs::FileType::kRegular) continue;
+    const std::string& name = entry.name;
     if (name == kManifestName || name.find(".tmp") != std::string::npos) continue;
-    files[name] = {{"size", static_cast<uint64_t>(entry.file_size())},
-                   {"checksum", file_checksum(entry.path())}};
+    const std::string p = fs::join(temp_, name);
+    files[name] = {{"size", fs::file_size(p)}, {"checksum", file_checksum(p)}};
   }
   header["format_version"] = kStateFormatVersion;
   header["files"] = files;
-  write_file_atomic(member(kManifestName), header.dump(1));
-  fsync_path(temp_, true);
+  fs::write_file_atomic(member(kManifestName), header.dump(1));
+  fs::fsync_dir(temp_);
   std::error_code ec;
-  fs::path old = final_;
-  old += ".old-" + std::to_string(::getpid());
+  const std::string old = final_ + ".old-" + std::to_string(::getpid());
   const bool replace = fs::exists(final_);
   if (replace) {
     fs::rename(final_, old, ec);
-    ACCEL_CHECK(!ec, "save_state: cannot move the previous ", final_.string(), " aside: ", ec.message());
+    ACCEL_CHECK(!ec, "save_state: cannot move the previous ", final_, " aside: ", ec.message());
   }
   fs::rename(temp_, final_, ec);
-  ACCEL_CHECK(!ec, "save_state: cannot rename ", temp_.string(), " to ", final_.string(), ": ", ec.message());
-  fsync_path(final_.parent_path().empty() ? fs::path(".") : final_.parent_path(), true);
+  ACCEL_CHECK(!ec, "save_state: cannot rename ", temp_, " to ", final_, ": ", ec.message());
+  fs::fsync_dir(fs::parent(final_));
   if (replace) fs::remove_all(old, ec);
 }
 
-nlohmann::json verify_state_folder(const fs::path& dir) {
-  ACCEL_CHECK_INPUT(fs::is_directory(dir), "load_state: ", dir.string(),
+nlohmann::json verify_state_folder(const std::string& dir) {
+  ACCEL_CHECK_INPUT(fs::is_directory(dir), "load_state: ", dir,
                     " is not a folder. HINT: pass a folder written by save_state().");
-  const fs::path manifest = dir / kManifestName;
-  ACCEL_CHECK_INPUT(fs::exists(manifest), "load_state: ", dir.string(), " has no ", kManifestName,
+  const std::string manifest = fs::join(dir, kManifestName);
+  ACCEL_CHECK_INPUT(fs::exists(manifest), "load_state: ", dir, " has no ", kManifestName,
                     ": it is not a complete accel checkpoint (a save may have been interrupted). "
                     "HINT: load the previous checkpoint.");
   nlohmann::json m;
   try {
-    m = nlohmann::json::parse(read_all(manifest));
+    m = nlohmann::json::parse(fs::read_file(manifest, "checkpoint manifest"));
   } catch (const nlohmann::json::exception& e) {
-    ACCEL_CHECK_INPUT(false, "load_state: ", manifest.string(), " is not valid JSON (", e.what(), ").");
+    ACCEL_CHECK_INPUT(false, "load_state: ", manifest, " is not valid JSON (", e.what(), ").");
   }
   ACCEL_CHECK_INPUT(
       m.is_object() && m.contains("format_version") && m.contains("files") && m["files"].is_object(),
-      "load_state: ", manifest.string(), " lacks format_version/files.");
+      "load_state: ", manifest, " lacks format_version/files.");
   ACCEL_CHECK_INPUT(
       m["format_version"].is_number_integer() && m["format_version"].get<int>() == kStateFormatVersion,
-      "load_state: ", manifest.string(), " has format version ", m["format_version"].dump(),
+      "load_state: ", manifest, " has format version ", m["format_version"].dump(),
       "; this accel reads version ", kStateFormatVersion, ".");
   for (auto& [name, info] : m["files"].items()) {
     check_member_name(name, dir);
-    const fs::path p = dir / name;
+    const std::string p = fs::join(dir, name);
     ACCEL_CHECK_INPUT(info.is_object() && info.contains("size") && info["size"].is_number_unsigned() &&
                           info.contains("checksum") && info["checksum"].is_string(),
-                      "load_state: ", manifest.string(), ": the entry of '", name,
+                      "load_state: ", manifest, ": the entry of '", name,
                       "' needs {\"size\": <bytes>, \"checksum\": \"<hex>\"}. HINT: the checkpoint was "
                       "tampered with or corrupted; use another checkpoint.");
     // The member itself, not what a symbolic link points to: save_state writes regular files only.
-    std::error_code ec;
-    const fs::file_status st = fs::symlink_status(p, ec);
-    ACCEL_CHECK_INPUT(!ec && fs::exists(st), "load_state: ", p.string(), " is missing from the checkpoint.");
-    ACCEL_CHECK_INPUT(fs::is_regular_file(st), "load_state: ", p.string(),
+    const std::optional<fs::FileInfo> st = fs::stat(p, /*follow_symlinks=*/false);
+    ACCEL_CHECK_INPUT(st.has_value(), "load_state: ", p, " is missing from the checkpoint.");
+    ACCEL_CHECK_INPUT(st->type == fs::FileType::kRegular, "load_state: ", p,
                       " is not a regular file (a folder or a symbolic link). HINT: the checkpoint was "
                       "tampered with or corrupted; use another checkpoint.");
-    const uint64_t size = fs::file_size(p, ec);
-    ACCEL_CHECK_INPUT(!ec, "load_state: cannot read the size of ", p.string(), ": ", ec.message());
+    const uint64_t size = st->size;
     const uint64_t expected = info["size"].get<uint64_t>();
-    ACCEL_CHECK_INPUT(expected == size, "load_state: ", p.string(), " has ", size,
-                      " bytes but the manifest says ", expected,
-                      " (truncated or modified). Nothing was loaded.");
-    ACCEL_CHECK_INPUT(info["checksum"].get_ref<const std::string&>() == file_checksum(p),
-                      "load_state: ", p.string(),
+    ACCEL_CHECK_INPUT(expected == size, "load_state: ", p, " has ", size, " bytes but the manifest says ",
+                      expected, " (truncated or modified). Nothing was loaded.");
+    ACCEL_CHECK_INPUT(info["checksum"].get_ref<const std::string&>() == file_checksum(p), "load_state: ", p,
                       " does not match its checksum in the manifest (modified "
                       "or corrupted). Nothing was loaded.");
   }
@@ -431,20 +403,21 @@ void load_optimizer_state(torch::optim::Optimizer& opt, const std::map<std::stri
   }
 }
 
-std::vector<fs::path> list_checkpoints(const fs::path& root) {
-  std::vector<std::pair<int64_t, fs::path>> found;
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) return {};
+std::vector<std::string> list_checkpoints(const std::string& root) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  if (!fs::is_directory(root)) return {};
   static const std::regex re("checkpoint_([0-9]+)");
-  for (const auto& e : fs::directory_iterator(root, ec)) {
+  std::error_code ec;
+  for (const fs::DirEntry& e : fs::list_dir(root, ec)) {
     std::smatch m;
-    const std::string name = e.path().filename().string();
-    if (e.is_directory() && std::regex_match(name, m, re) && fs::exists(e.path() / kManifestName)) {
-      found.emplace_back(std::stoll(m[1]), e.path());
+    const std::string path = fs::join(root, e.name);
+    if (e.type == fs::FileType::kDirectory && std::regex_match(e.name, m, re) &&
+        fs::exists(fs::join(path, kManifestName))) {
+      found.emplace_back(std::stoll(m[1]), path);
     }
   }
   std::sort(found.begin(), found.end());
-  std::vector<fs::path> out;
+  std::vector<std::string> out;
   for (auto& f : found) out.push_back(f.second);
   return out;
 }

@@ -16,13 +16,12 @@
 #include <sstream>
 
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/datasets/sha256.h"
 
 extern char** environ;
 
 namespace accel::datasets {
-
-namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------------------------------------
 // Reading.
@@ -54,36 +53,39 @@ NameKey name_key(const std::string& name) {
   return k;
 }
 
-std::string read_text_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot read review file '", p.string(), "'. HINT: check permissions, or ",
-                    "delete the folder so it is downloaded again.");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::string read_text_file(const std::string& p) {
+  try {
+    return fs::read_file(p, "review file");
+  } catch (const InputError& e) {
+    throw InputError(
+        c10::str(e.what_without_backtrace(), " Or delete the folder so it is downloaded again."));
+  }
 }
 
 }  // namespace
 
-std::vector<fs::path> list_imdb_files(const fs::path& label_dir) {
-  ACCEL_CHECK_INPUT(fs::is_directory(label_dir), "IMDb folder '", label_dir.string(), "' is missing. ",
+std::vector<std::string> list_imdb_files(const std::string& label_dir) {
+  ACCEL_CHECK_INPUT(fs::is_directory(label_dir), "IMDb folder '", label_dir, "' is missing. ",
                     "HINT: point --data-dir (or ACCEL_DATA_DIR) at an aclImdb folder with train/{pos,neg} ",
                     "and test/{pos,neg}, or allow the download of ", kImdbUrl);
-  std::vector<std::pair<NameKey, fs::path>> items;
-  for (const auto& e : fs::directory_iterator(label_dir)) {
-    if (!e.is_regular_file()) continue;
-    const std::string name = e.path().filename().string();
+  std::vector<std::pair<NameKey, std::string>> items;
+  for (const fs::DirEntry& e : fs::list_dir(label_dir)) {
+    const std::string& name = e.name;
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".txt") != 0) continue;
-    items.emplace_back(name_key(name), e.path());
+    std::string path = fs::join(label_dir, name);
+    // A symlink counts when it points at a regular file, as directory_entry::is_regular_file did.
+    if (e.type != fs::FileType::kRegular && !(e.type == fs::FileType::kSymlink && fs::is_regular_file(path)))
+      continue;
+    items.emplace_back(name_key(name), std::move(path));
   }
   std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<fs::path> out;
+  std::vector<std::string> out;
   out.reserve(items.size());
   for (auto& it : items) out.push_back(std::move(it.second));
   return out;
 }
 
-TextClassificationDataset load_imdb(const fs::path& dir, const ImdbOptions& o) {
+TextClassificationDataset load_imdb(const std::string& dir, const ImdbOptions& o) {
   const std::string& split = o.split();
   ACCEL_CHECK(split == "train" || split == "test" || split == "validation", "ImdbOptions.split '", split,
               "' is not one of: train, test, validation");
@@ -92,14 +94,14 @@ TextClassificationDataset load_imdb(const fs::path& dir, const ImdbOptions& o) {
   ACCEL_CHECK(split != "validation" || o.validation_fraction() > 0.0,
               "ImdbOptions.split 'validation' needs validation_fraction > 0 (it is held out of train)");
   ACCEL_CHECK(o.max_samples() >= 0, "ImdbOptions.max_samples ", o.max_samples(), " must be >= 0");
-  const fs::path folder = dir / (split == "test" ? "test" : "train");
+  const std::string folder = fs::join(dir, split == "test" ? "test" : "train");
   TextClassificationDataset data;
   for (const auto& [label_name, label] : {std::pair<const char*, int64_t>{"neg", 0}, {"pos", 1}}) {
-    for (const auto& f : list_imdb_files(folder / label_name)) {
-      data.add(read_text_file(f), label, f.string());
+    for (const auto& f : list_imdb_files(fs::join(folder, label_name))) {
+      data.add(read_text_file(f), label, f);
     }
   }
-  ACCEL_CHECK_INPUT(!data.empty(), "IMDb folder '", folder.string(), "' has no reviews (*.txt). HINT: ",
+  ACCEL_CHECK_INPUT(!data.empty(), "IMDb folder '", folder, "' has no reviews (*.txt). HINT: ",
                     "re-extract aclImdb_v1.tar.gz, or delete the folder so it is downloaded again.");
   if (split != "test" && o.validation_fraction() > 0.0) {
     auto parts = split_validation(data, o.validation_fraction(), o.seed());
@@ -119,43 +121,42 @@ EnvMap imdb_env_from_process() {
   return env;
 }
 
-fs::path default_imdb_cache_dir(const EnvMap& env) {
+std::string default_imdb_cache_dir(const EnvMap& env) {
   auto get = [&](const char* k) -> std::string {
     auto it = env.find(k);
     return it == env.end() ? std::string() : it->second;
   };
-  fs::path base;
+  std::string base;
   if (!get("XDG_CACHE_HOME").empty()) {
     base = get("XDG_CACHE_HOME");
   } else if (!get("HOME").empty()) {
-    base = fs::path(get("HOME")) / ".cache";
+    base = fs::join(get("HOME"), ".cache");
   } else {
-    base = fs::temp_directory_path() / "accel-cache";
+    base = fs::join(fs::temp_directory(), "accel-cache");
   }
-  return base / "accel" / "datasets" / "imdb";
+  return fs::join(base, "accel/datasets/imdb");
 }
 
-bool is_imdb_dir(const fs::path& dir) {
-  std::error_code ec;
+bool is_imdb_dir(const std::string& dir) {
   for (const char* split : {"train", "test"}) {
-    if (fs::is_directory(dir / split / "pos", ec) && fs::is_directory(dir / split / "neg", ec)) return true;
+    if (fs::is_directory(fs::join(dir, split, "pos")) && fs::is_directory(fs::join(dir, split, "neg")))
+      return true;
   }
   return false;
 }
 
 namespace {
 
-std::optional<fs::path> imdb_in(const fs::path& d) {
-  for (const fs::path& c : {d, d / "aclImdb", d / "imdb" / "aclImdb"}) {
+std::optional<std::string> imdb_in(const std::string& d) {
+  for (const std::string& c : {d, fs::join(d, "aclImdb"), fs::join(d, "imdb/aclImdb")}) {
     if (is_imdb_dir(c)) return c;
   }
   return std::nullopt;
 }
 
-fs::path executable_dir() {
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : exe.parent_path();
+std::string executable_dir() {
+  auto exe = fs::read_symlink("/proc/self/exe");
+  return exe ? fs::parent(*exe) : std::string();
 }
 
 }  // namespace
@@ -177,32 +178,30 @@ ImdbLocation resolve_imdb_dir(const ImdbLocationOptions& o, const EnvMap& env) {
         "aclImdb/ with train/{pos,neg} and test/{pos,neg}). HINT: fix or unset ACCEL_DATA_DIR.");
     return {*found, "ACCEL_DATA_DIR"};
   }
-  const fs::path cache = o.cache_dir().empty() ? default_imdb_cache_dir(env) : fs::path(o.cache_dir());
-  if (is_imdb_dir(cache / "aclImdb")) return {cache / "aclImdb", "cache"};
+  const std::string cache = o.cache_dir().empty() ? default_imdb_cache_dir(env) : o.cache_dir();
+  if (is_imdb_dir(fs::join(cache, "aclImdb"))) return {fs::join(cache, "aclImdb"), "cache"};
 
-  std::vector<fs::path> roots;
+  std::vector<std::string> roots;
   if (o.search_roots()) {
     roots = *o.search_roots();
   } else {
-    std::error_code ec;
-    roots.push_back(fs::current_path(ec));
+    roots.push_back(fs::current_dir());
     roots.push_back(executable_dir());
   }
   std::vector<std::string> looked;
-  for (const fs::path& root : roots) {
+  for (const std::string& root : roots) {
     if (root.empty()) continue;
-    std::error_code ec;
-    fs::path d = fs::weakly_canonical(root, ec);
-    if (ec) d = root;
-    while (true) {
-      fs::path cand = d / "shared" / "data" / "imdb" / "aclImdb";
+    std::string d = fs::canonical_or_self(root);
+    while (!d.empty()) {
+      const std::string cand = fs::join(d, "shared/data/imdb/aclImdb");
       if (is_imdb_dir(cand)) return {cand, "local copy"};
-      if (d == d.parent_path() || d.empty()) break;
-      d = d.parent_path();
+      const std::string up = fs::parent(d);
+      if (up == d) break;
+      d = up;
     }
-    looked.push_back(root.string());
+    looked.push_back(root);
   }
-  std::string where = "--data-dir (not given), ACCEL_DATA_DIR (not set), the cache " + cache.string();
+  std::string where = "--data-dir (not given), ACCEL_DATA_DIR (not set), the cache " + cache;
   if (!looked.empty()) {
     where += ", shared/data/imdb/aclImdb above";
     for (const auto& l : looked) where += " " + l;
@@ -246,8 +245,8 @@ void curl_global_once() {
 }
 
 /// Runs `tar -xzf archive -C dest` with its stderr in `log`; returns the exit status (-1: no run).
-int run_tar(const fs::path& archive, const fs::path& dest, const fs::path& log) {
-  std::string a = archive.string(), d = dest.string(), l = log.string();
+int run_tar(const std::string& archive, const std::string& dest, const std::string& log) {
+  std::string a = archive, d = dest, l = log;
   std::vector<char*> argv = {const_cast<char*>("tar"),
                              const_cast<char*>("-xzf"),
                              a.data(),
@@ -268,7 +267,7 @@ int run_tar(const fs::path& archive, const fs::path& dest, const fs::path& log) 
 
 /// Removes a path on scope exit unless released.
 struct Cleanup {
-  fs::path path;
+  std::string path;
   ~Cleanup() {
     if (!path.empty()) {
       std::error_code ec;
@@ -279,21 +278,21 @@ struct Cleanup {
 
 }  // namespace
 
-fs::path download_imdb(const std::string& url, const std::string& sha256, const fs::path& cache_dir,
-                       const std::function<void(int64_t, int64_t)>& on_progress) {
+std::string download_imdb(const std::string& url, const std::string& sha256, const std::string& cache_dir,
+                          const std::function<void(int64_t, int64_t)>& on_progress) {
   std::error_code ec;
   fs::create_directories(cache_dir, ec);
-  ACCEL_CHECK_INPUT(!ec, "cannot create the cache folder '", cache_dir.string(), "': ", ec.message(),
+  ACCEL_CHECK_INPUT(!ec, "cannot create the cache folder '", cache_dir, "': ", ec.message(),
                     ". HINT: set XDG_CACHE_HOME to a writable folder, or pass --data-dir.");
   const std::string tag = std::to_string(::getpid());
-  const fs::path tmp_file = cache_dir / ("aclImdb_v1.tar.gz.part-" + tag);
+  const std::string tmp_file = fs::join(cache_dir, "aclImdb_v1.tar.gz.part-" + tag);
   Cleanup file_guard{tmp_file};
 
   curl_global_once();
   DownloadState st;
   st.progress = &on_progress;
   st.file = std::fopen(tmp_file.c_str(), "wb");
-  ACCEL_CHECK_INPUT(st.file != nullptr, "cannot write '", tmp_file.string(), "'. HINT: check that the ",
+  ACCEL_CHECK_INPUT(st.file != nullptr, "cannot write '", tmp_file, "'. HINT: check that the ",
                     "cache folder is writable and has ~100 MB free.");
   CURL* curl = curl_easy_init();
   ACCEL_CHECK(curl != nullptr, "curl_easy_init failed");
@@ -327,32 +326,35 @@ fs::path download_imdb(const std::string& url, const std::string& sha256, const 
                     " bytes). HINT: the download was truncated or altered; try again, or ",
                     "download and extract it yourself and pass --data-dir.");
 
-  const fs::path tmp_dir = cache_dir / (".extract-" + tag);
+  const std::string tmp_dir = fs::join(cache_dir, ".extract-" + tag);
   fs::remove_all(tmp_dir, ec);
   fs::create_directories(tmp_dir, ec);
   Cleanup dir_guard{tmp_dir};
-  const fs::path tar_log = cache_dir / (".tar-stderr-" + tag);
+  const std::string tar_log = fs::join(cache_dir, ".tar-stderr-" + tag);
   Cleanup log_guard{tar_log};
   int trc = run_tar(tmp_file, tmp_dir, tar_log);
   if (trc != 0) {
-    std::ifstream in(tar_log);
-    std::string msg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string msg;
+    try {
+      msg = fs::read_file(tar_log, "tar log");
+    } catch (const Error&) {
+    }
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
     for (char& c : msg) c = c == '\n' ? ';' : c;
-    ACCEL_CHECK_INPUT(false, "extracting ", tmp_file.string(), " with `tar -xzf` failed (exit ", trc,
+    ACCEL_CHECK_INPUT(false, "extracting ", tmp_file, " with `tar -xzf` failed (exit ", trc,
                       msg.empty() ? std::string() : ": " + msg,
                       "). HINT: the archive is damaged, or tar/gzip ",
                       "are missing, or the disk is full (~500 MB needed).");
   }
-  const fs::path extracted = tmp_dir / "aclImdb";
+  const std::string extracted = fs::join(tmp_dir, "aclImdb");
   ACCEL_CHECK_INPUT(is_imdb_dir(extracted), "the archive from ", url, " has no aclImdb/ folder with ",
                     "train/{pos,neg}. HINT: the URL must point to aclImdb_v1.tar.gz.");
-  const fs::path target = cache_dir / "aclImdb";
+  const std::string target = fs::join(cache_dir, "aclImdb");
   fs::rename(extracted, target, ec);
   if (ec) {
     // Another process may have finished first; accept its folder.
-    ACCEL_CHECK_INPUT(is_imdb_dir(target), "cannot move ", extracted.string(), " to ", target.string(), ": ",
-                      ec.message(), ". HINT: remove ", target.string(), " and try again.");
+    ACCEL_CHECK_INPUT(is_imdb_dir(target), "cannot move ", extracted, " to ", target, ": ", ec.message(),
+                      ". HINT: remove ", target, " and try again.");
   }
   return target;
 }

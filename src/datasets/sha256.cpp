@@ -123,9 +123,9 @@ std::string sha256_hex(std::string_view data) {
   return h.hex_digest();
 }
 
-std::string sha256_file(const std::filesystem::path& path) {
+std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot read '", path.string(), "' to compute its SHA-256. HINT: check ",
+  ACCEL_CHECK_INPUT(in.good(), "cannot read '", path, "' to compute its SHA-256. HINT: check ",
                     "that the file exists and is readable.");
   Sha256 h;
   std::vector<char> buf(1 << 16);

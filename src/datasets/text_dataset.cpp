@@ -11,11 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/core/strings.h"
 
 namespace accel::datasets {
-
-namespace fs = std::filesystem;
 
 void TextClassificationDataset::add(std::string text, int64_t label, std::string source) {
   texts.push_back(std::move(text));
@@ -39,15 +38,10 @@ TextClassificationDataset TextClassificationDataset::select(const std::vector<si
 
 namespace {
 
-std::string read_all(const fs::path& path, const char* what) {
-  ACCEL_CHECK_INPUT(fs::exists(path), what, " '", path.string(), "' does not exist. HINT: check the ",
-                    "path (relative paths are taken from the current directory, ",
-                    fs::current_path().string(), ").");
-  std::ifstream in(path, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot open ", what, " '", path.string(), "'. HINT: check permissions.");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::string read_all(const std::string& path, const char* what) {
+  ACCEL_CHECK_INPUT(fs::exists(path), what, " '", path, "' does not exist. HINT: check the ",
+                    "path (relative paths are taken from the current directory, ", fs::current_dir(), ").");
+  return fs::read_file(path, what);
 }
 
 int64_t parse_label(const std::string& raw, const TextFileOptions& o, const std::string& where) {
@@ -179,8 +173,8 @@ TextClassificationDataset parse_csv(const std::string& content, const std::strin
   return out;
 }
 
-TextClassificationDataset read_csv(const fs::path& path, const TextFileOptions& options) {
-  return parse_csv(read_all(path, "CSV file"), path.string(), options);
+TextClassificationDataset read_csv(const std::string& path, const TextFileOptions& options) {
+  return parse_csv(read_all(path, "CSV file"), path, options);
 }
 
 TextClassificationDataset parse_jsonl(const std::string& content, const std::string& source,
@@ -227,8 +221,8 @@ TextClassificationDataset parse_jsonl(const std::string& content, const std::str
   return out;
 }
 
-TextClassificationDataset read_jsonl(const fs::path& path, const TextFileOptions& options) {
-  return parse_jsonl(read_all(path, "JSONL file"), path.string(), options);
+TextClassificationDataset read_jsonl(const std::string& path, const TextFileOptions& options) {
+  return parse_jsonl(read_all(path, "JSONL file"), path, options);
 }
 
 std::vector<size_t> interleave_by_label(const std::vector<int64_t>& labels) {

@@ -2,6 +2,7 @@
 // order, FSDP and DeepSpeed ZeRO included, limited to what accel supports), the non-interactive default
 // config, the schema update, and the flag parser shared by the config / env / estimate-memory commands.
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/core/strings.h"
 #include "accel/launcher/cli.h"
 #include "accel/launcher/config_file.h"
@@ -13,7 +14,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <limits>
@@ -276,8 +276,7 @@ int run_default(const ParsedArgs& a) {
   if (mp != "no" && mp != "fp16" && mp != "bf16") {
     return usage_error(c10::str("--mixed_precision is '", mp, "', expected one of no, fp16, bf16."));
   }
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec)) {
+  if (fs::exists(path)) {
     std::cerr << "accel config default: configuration already exists at " << path
               << ", will not override. HINT: run `accel config` to change it, `accel config update` to "
                  "upgrade it, or pass a different --config_file.\n";
@@ -297,8 +296,7 @@ int run_update(const ParsedArgs& a) {
               << ". HINT: pass one with --config_file, or create one with `accel config`.\n";
     return 1;
   }
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
+  if (!fs::exists(path)) {
     std::cerr << "accel config update: the config file " << path
               << " does not exist. HINT: pass an existing file with --config_file.\n";
     return 1;

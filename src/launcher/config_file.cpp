@@ -2,6 +2,7 @@
 // migrations, typed checks with file:line:column messages) and saving (PyYAML-compatible YAML or
 // JSON, written atomically).
 #include "accel/launcher/config_file.h"
+#include "accel/core/fs.h"
 
 #include "accel/core/error.h"
 #include "accel/core/strings.h"
@@ -18,7 +19,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -27,8 +27,6 @@
 
 namespace accel::launcher {
 namespace {
-
-namespace fs = std::filesystem;
 
 const std::vector<std::string> kDistributedTypes = {
     "NO",        "MULTI_CPU", "MULTI_GPU",    "MULTI_NPU", "MULTI_MLU", "MULTI_SDAA", "MULTI_MUSA",
@@ -588,11 +586,10 @@ std::string accelerate_default_config_path() {
 }
 
 std::string find_default_config() {
-  std::error_code ec;
   std::string own = default_config_path();
-  if (fs::is_regular_file(own, ec)) return own;
+  if (fs::is_regular_file(own)) return own;
   std::string theirs = accelerate_default_config_path();
-  if (fs::is_regular_file(theirs, ec)) return theirs;
+  if (fs::is_regular_file(theirs)) return theirs;
   return "";
 }
 
@@ -738,12 +735,11 @@ void validate_config(const ClusterConfig& c, const std::string& source) {
 }
 
 ClusterConfig load_config_file(const std::string& path) {
-  std::error_code ec;
-  ACCEL_CHECK_INPUT(fs::exists(path, ec), "config file ", path,
+  ACCEL_CHECK_INPUT(fs::exists(path), "config file ", path,
                     " does not exist. HINT: create it with "
                     "`accel config --config_file ",
                     path, "` or pass an existing file to --config_file.");
-  ACCEL_CHECK_INPUT(!fs::is_directory(path, ec), "config file ", path,
+  ACCEL_CHECK_INPUT(!fs::is_directory(path), "config file ", path,
                     " is a folder, expected a YAML file. "
                     "HINT: pass the file inside it, e.g. ",
                     path, "/default_config.yaml.");
@@ -826,44 +822,13 @@ std::vector<std::pair<std::string, std::string>> passthrough_entries(const Clust
 void save_config_file(const ClusterConfig& config, const std::string& path) {
   validate_config(config, path);
   const std::string text = ends_with(path, ".json") ? config_to_json(config) : config_to_yaml(config);
-  fs::path target(path);
-  std::error_code ec;
-  if (target.has_parent_path()) {
-    fs::create_directories(target.parent_path(), ec);
-    ACCEL_CHECK_INPUT(!ec, "cannot create folder ", target.parent_path().string(),
-                      " for the config file: ", ec.message(),
-                      ". HINT: pass a writable path with --config_file.");
-  }
-  const std::string tmp = path + ".tmp." + std::to_string(getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  ACCEL_CHECK_INPUT(fd >= 0, "cannot write config file ", tmp, ": ", std::strerror(errno),
-                    ". HINT: pass a writable path with --config_file.");
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw InputError(c10::str("cannot write config file ", tmp, ": ", std::strerror(err),
-                                ". HINT: check the free disk space."));
-    }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = ::fsync(fd) == 0;
-  ::close(fd);
-  if (!synced || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    throw InputError(c10::str("cannot save config file ", path, ": ", std::strerror(err),
-                              ". HINT: pass a writable path with --config_file."));
-  }
-  // Make the rename durable.
-  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
-  if (int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  // One durable atomic writer for every file accel writes (accel/core/fs.h): temporary file,
+  // fsync, rename, fsync of the folder.
+  try {
+    fs::write_file_atomic(path, text);
+  } catch (const Error& e) {
+    throw InputError(c10::str("cannot save config file ", path, ": ", e.what_without_backtrace(),
+                              " HINT: pass a writable path with --config_file."));
   }
 }
 

@@ -1,6 +1,7 @@
 // `accel env`: a copy-paste block describing the build, LibTorch, the machine and the config file
 // in use, for bug reports (like `accelerate env`). The one launcher file that includes torch.
 #include "accel/launcher/cli.h"
+#include "accel/core/fs.h"
 #include "accel/core/strings.h"
 #include "accel/launcher/config_file.h"
 #include "accel/launcher/launch.h"
@@ -13,7 +14,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -97,14 +97,10 @@ std::vector<std::string> nvidia_gpu_names() {
   // The driver's /proc files need no CUDA headers, so this works with a CPU-only LibTorch too.
   std::vector<std::string> names;
   std::error_code ec;
-  const std::filesystem::path root("/proc/driver/nvidia/gpus");
-  if (!std::filesystem::is_directory(root, ec)) return names;
-  std::vector<std::filesystem::path> dirs;
-  for (const auto& e : std::filesystem::directory_iterator(root, ec)) dirs.push_back(e.path());
-  std::sort(dirs.begin(), dirs.end());
-  for (const auto& d : dirs) {
-    std::string model = proc_field(read_file((d / "information").string()), "Model");
-    names.push_back(model.empty() ? d.filename().string() : model + " (" + d.filename().string() + ")");
+  const std::string root = "/proc/driver/nvidia/gpus";
+  for (const fs::DirEntry& d : fs::list_dir(root, ec)) {  // sorted by name
+    std::string model = proc_field(read_file(fs::join(root, d.name, "information")), "Model");
+    names.push_back(model.empty() ? d.name : model + " (" + d.name + ")");
   }
   return names;
 }
@@ -200,8 +196,7 @@ void write_env_report(std::ostream& out, const std::string& config_file_arg) {
     }
   }
   distro.erase(std::remove(distro.begin(), distro.end(), '"'), distro.end());
-  std::error_code ec;
-  const std::string exe = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+  const std::string exe = fs::read_symlink("/proc/self/exe").value_or("");
   const std::string meminfo = read_file("/proc/meminfo");
   auto kib = [&](const std::string& key) {
     std::string v = proc_field(meminfo, key);
@@ -280,8 +275,7 @@ int env_main(const std::vector<std::string>& args) {
       return 2;
     }
     const std::string path = a.get("--config_file");
-    std::error_code ec;
-    if (!path.empty() && !std::filesystem::exists(path, ec)) {
+    if (!path.empty() && !fs::exists(path)) {
       std::cerr << "accel env: error: config file " << path
                 << " does not exist. HINT: pass an existing file, "
                    "or leave --config_file out to show the default one.\n";

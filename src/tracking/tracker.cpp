@@ -2,6 +2,7 @@
 #include "accel/tracking/tracker.h"
 
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 #include "accel/tracking/event_file.h"
 
 #include <nlohmann/json.hpp>
@@ -10,14 +11,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <set>
 #include <sstream>
 
 namespace accel::tracking {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -30,20 +27,19 @@ double wall_time_now() {
 }
 
 // Creates <logging_dir>/<project>/ and returns it.
-fs::path run_dir(const std::string& logging_dir, const std::string& project,
-                 const char* tracker) {
-  fs::path dir = fs::path(logging_dir.empty() ? "." : logging_dir) / project;
+std::string run_dir(const std::string& logging_dir, const std::string& project, const char* tracker) {
+  const std::string dir = fs::join(logging_dir.empty() ? "." : logging_dir, project);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  ACCEL_CHECK(!ec, tracker, " tracker: cannot create the folder '", dir.string(), "': ",
-              ec.message(), ". HINT: check that the logging directory is writable");
+  ACCEL_CHECK(!ec, tracker, " tracker: cannot create the folder '", dir, "': ", ec.message(),
+              ". HINT: check that the logging directory is writable");
   return dir;
 }
 
-std::FILE* open_file(const fs::path& path, const char* mode, const char* tracker) {
+std::FILE* open_file(const std::string& path, const char* mode, const char* tracker) {
   std::FILE* f = std::fopen(path.c_str(), mode);
-  ACCEL_CHECK(f != nullptr, tracker, " tracker: cannot open '", path.string(), "' (",
-              std::strerror(errno), "). HINT: check that the logging directory is writable");
+  ACCEL_CHECK(f != nullptr, tracker, " tracker: cannot open '", path, "' (", std::strerror(errno),
+              "). HINT: check that the logging directory is writable");
   return f;
 }
 
@@ -79,8 +75,9 @@ std::string json_value(const Value& v) {
   return s;
 }
 
-// config.json beside the metrics, written atomically (temporary file + rename).
-void write_config(const fs::path& dir, const Values& config, const char* tracker) {
+// config.json beside the metrics, written durably and atomically (accel::fs::write_file_atomic:
+// temporary file, fsync, rename, fsync of the folder).
+void write_config(const std::string& dir, const Values& config, const char* tracker) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : config) {
     if (v.is_string()) {
@@ -91,15 +88,12 @@ void write_config(const fs::path& dir, const Values& config, const char* tracker
       j[k] = v.to_double();  // non-finite become null
     }
   }
-  fs::path tmp = dir / "config.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
-    ACCEL_CHECK(out.good(), tracker, " tracker: cannot write '", tmp.string(), "'");
+  try {
+    fs::write_file_atomic(fs::join(dir, "config.json"),
+                          j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  } catch (const Error& e) {
+    throw Error(c10::str(tracker, " tracker: ", e.what_without_backtrace()));
   }
-  std::error_code ec;
-  fs::rename(tmp, dir / "config.json", ec);
-  ACCEL_CHECK(!ec, tracker, " tracker: cannot rename '", tmp.string(), "': ", ec.message());
 }
 
 // ---- CSV helpers ----
@@ -184,11 +178,8 @@ std::vector<std::string> csv_cells(const std::string& record) {
   return cells;
 }
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+std::string read_all(const std::string& path) {
+  return fs::read_file(path, "tracker file");
 }
 
 std::string markdown_cell(const std::string& s) {
@@ -203,12 +194,13 @@ std::string markdown_cell(const std::string& s) {
 void check_project(const std::string& project) {
   ACCEL_CHECK(!project.empty(), "Trackers::init: the project (run) name is empty. HINT: pass a "
               "name such as \"bert-imdb\"; files go to <logging_dir>/<project>/");
-  fs::path p(project);
-  ACCEL_CHECK(p.is_relative(), "Trackers::init: the project name '", project,
+  ACCEL_CHECK(project.front() != '/', "Trackers::init: the project name '", project,
               "' is an absolute path; it must be a relative folder name");
-  for (const auto& part : p) {
-    ACCEL_CHECK(part != "..", "Trackers::init: the project name '", project,
+  for (size_t begin = 0; begin <= project.size();) {
+    const size_t end = std::min(project.find('/', begin), project.size());
+    ACCEL_CHECK(project.compare(begin, end - begin, "..") != 0, "Trackers::init: the project name '", project,
                 "' contains '..'; it must stay inside the logging directory");
+    begin = end + 1;
   }
 }
 
@@ -223,7 +215,7 @@ void JsonlTracker::start(const std::string& project, const Values& config) {
   ACCEL_CHECK(file_ == nullptr, "JsonlTracker::start called twice");
   auto dir = run_dir(logging_dir_, project, "jsonl");
   write_config(dir, config, "jsonl");
-  path_ = (dir / "metrics.jsonl").string();
+  path_ = fs::join(dir, "metrics.jsonl");
   file_ = open_file(path_, "ab", "jsonl");
 }
 
@@ -253,10 +245,10 @@ void CsvTracker::start(const std::string& project, const Values& config) {
   ACCEL_CHECK(file_ == nullptr, "CsvTracker::start called twice");
   auto dir = run_dir(logging_dir_, project, "csv");
   write_config(dir, config, "csv");
-  path_ = (dir / "metrics.csv").string();
+  path_ = fs::join(dir, "metrics.csv");
   columns_.clear();
-  std::error_code ec;
-  if (fs::exists(path_, ec) && fs::file_size(path_, ec) > 0) {
+  const auto existing = fs::stat(path_);
+  if (existing && existing->size > 0) {
     // A resumed run: continue the existing file with its columns.
     auto records = csv_records(read_all(path_));
     ACCEL_CHECK_INPUT(!records.empty(), "csv tracker: cannot read the header of '", path_, "'");
@@ -281,13 +273,11 @@ void CsvTracker::add_columns(const std::vector<std::string>& new_keys) {
   std::string padding(new_keys.size(), ',');
   std::string text = header + "\n";
   for (std::size_t i = 1; i < records.size(); ++i) text += records[i] + padding + "\n";
-  fs::path tmp = path_ + ".tmp";
-  std::FILE* f = open_file(tmp, "wb", "csv");
-  write_flush(f, text, tmp.string());
-  std::fclose(f);
-  std::error_code ec;
-  fs::rename(tmp, path_, ec);
-  ACCEL_CHECK(!ec, "csv tracker: cannot rename '", tmp.string(), "': ", ec.message());
+  try {
+    fs::write_file_atomic(path_, text);
+  } catch (const Error& e) {
+    throw Error(c10::str("csv tracker: ", e.what_without_backtrace()));
+  }
   file_ = open_file(path_, "ab", "csv");
 }
 
@@ -329,7 +319,7 @@ void TensorBoardTracker::start(const std::string& project, const Values& config)
   ACCEL_CHECK(file_ == nullptr, "TensorBoardTracker::start called twice");
   auto dir = run_dir(logging_dir_, project, "tensorboard");
   double now = wall_time_now();
-  path_ = (dir / event_file_name(static_cast<std::int64_t>(now))).string();
+  path_ = fs::join(dir, event_file_name(static_cast<std::int64_t>(now)));
   file_ = open_file(path_, "wb", "tensorboard");
   Event first;
   first.wall_time = now;

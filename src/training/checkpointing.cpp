@@ -2,6 +2,7 @@
 #include "accel/accelerator.h"
 #include "accel/checkpoint/safetensors.h"
 #include "accel/checkpoint/state_folder.h"
+#include "accel/core/fs.h"
 #include "accel/distributed/sharded.h"
 #include "accel/distributed/strategy.h"
 
@@ -10,11 +11,7 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <tuple>
-
-namespace fs = std::filesystem;
 
 namespace accel {
 
@@ -44,18 +41,11 @@ void write_member(checkpoint::StateFolderWriter& w, const std::optional<std::str
   w.write(name, bytes);
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-nlohmann::json read_json(const fs::path& p) {
+nlohmann::json read_json(const std::string& p) {
   try {
-    return nlohmann::json::parse(read_text(p));
+    return nlohmann::json::parse(fs::read_file(p, "checkpoint file"));
   } catch (const nlohmann::json::exception& e) {
-    ACCEL_CHECK_INPUT(false, "load_state: ", p.string(), " is not valid JSON (", e.what(), ").");
+    ACCEL_CHECK_INPUT(false, "load_state: ", p, " is not valid JSON (", e.what(), ").");
   }
   return {};
 }
@@ -70,10 +60,10 @@ bool is_scalar_field(const std::string& key) {
 class SavedTensors {
  public:
   // A whole file: every tensor one piece.
-  static SavedTensors whole(const fs::path& file) {
+  static SavedTensors whole(const std::string& file) {
     SavedTensors s;
-    s.dir_ = file.parent_path();
-    const std::string f = file.filename().string();
+    s.dir_ = fs::parent(file);
+    const std::string f = fs::filename(file);
     for (const auto& [name, t] : s.file(f)) {
       s.entries_[name] = {t.sizes().vec(), {{f, name, 0, t.numel()}}};
       if (is_scalar_field(name)) s.scalars_[name] = t;
@@ -82,11 +72,11 @@ class SavedTensors {
   }
   // An index written by save_state for a sharded model:
   // {"tensors": {name: {"shape": [...], "pieces": [{"file", "begin", "end"}]}}}.
-  static SavedTensors pieces(const fs::path& index_file) {
+  static SavedTensors pieces(const std::string& index_file) {
     SavedTensors s;
-    s.dir_ = index_file.parent_path();
+    s.dir_ = fs::parent(index_file);
     const nlohmann::json j = read_json(index_file);
-    const std::string where = index_file.string();
+    const std::string where = index_file;
     ACCEL_CHECK_INPUT(j.is_object() && j.contains("tensors") && j["tensors"].is_object(), "load_state: ", where,
                       " has no \"tensors\" object.");
     for (auto it = j["tensors"].begin(); it != j["tensors"].end(); ++it) {
@@ -103,12 +93,12 @@ class SavedTensors {
   }
   // The optimizer index: {"params": [{"name", "shape", "pieces": [...]}]}, fields "<k>.<field>" in
   // the piece files (per element) plus scalars such as "<k>.step".
-  static SavedTensors optimizer_pieces(const fs::path& index_file) {
+  static SavedTensors optimizer_pieces(const std::string& index_file) {
     SavedTensors s;
-    s.dir_ = index_file.parent_path();
+    s.dir_ = fs::parent(index_file);
     const nlohmann::json j = read_json(index_file);
     ACCEL_CHECK_INPUT(j.is_object() && j.contains("params") && j["params"].is_array(), "load_state: ",
-                      index_file.string(), " has no \"params\" array.");
+                      index_file, " has no \"params\" array.");
     for (size_t k = 0; k < j["params"].size(); ++k) {
       const auto& p = j["params"][k];
       const auto shape = p.at("shape").get<std::vector<int64_t>>();
@@ -156,7 +146,7 @@ class SavedTensors {
   // accel::InputError when they do not cover the range.
   at::Tensor range(const std::string& name, int64_t b, int64_t e) const {
     auto it = entries_.find(name);
-    ACCEL_CHECK_INPUT(it != entries_.end(), "load_state: the checkpoint in ", dir_.string(), " has no tensor '", name,
+    ACCEL_CHECK_INPUT(it != entries_.end(), "load_state: the checkpoint in ", dir_, " has no tensor '", name,
                       "'. HINT: the checkpoint is for another model.");
     const Entry& entry = it->second;
     at::Tensor out;
@@ -165,13 +155,13 @@ class SavedTensors {
       const int64_t lo = std::max(b, p.begin), hi = std::min(e, p.end);
       if (hi <= lo) continue;
       const at::Tensor& src = file(p.file).at(p.key);
-      ACCEL_CHECK_INPUT(src.numel() == p.end - p.begin, "load_state: '", p.key, "' in ", (dir_ / p.file).string(),
+      ACCEL_CHECK_INPUT(src.numel() == p.end - p.begin, "load_state: '", p.key, "' in ", fs::join(dir_, p.file),
                         " has ", src.numel(), " elements; the index says ", p.end - p.begin, ".");
       if (!out.defined()) out = at::empty({e - b}, src.options());
       out.narrow(0, lo - b, hi - lo).copy_(src.reshape({-1}).narrow(0, lo - p.begin, hi - lo));
       covered += hi - lo;
     }
-    ACCEL_CHECK_INPUT(covered == e - b, "load_state: the pieces of '", name, "' in ", dir_.string(), " cover ", covered,
+    ACCEL_CHECK_INPUT(covered == e - b, "load_state: the pieces of '", name, "' in ", dir_, " cover ", covered,
                       " of the ", e - b, " elements [", b, ", ", e, ") needed. HINT: a shard file is missing.");
     return out;
   }
@@ -187,11 +177,11 @@ class SavedTensors {
   };
   const TensorMap& file(const std::string& f) const {
     auto it = files_.find(f);
-    if (it == files_.end()) it = files_.emplace(f, checkpoint::load_file(dir_ / f)).first;
+    if (it == files_.end()) it = files_.emplace(f, checkpoint::load_file(fs::join(dir_, f))).first;
     return it->second;
   }
 
-  fs::path dir_;
+  std::string dir_;
   std::map<std::string, Entry> entries_;
   std::map<std::string, at::Tensor> scalars_;
   std::vector<std::string> names_;
@@ -218,8 +208,9 @@ std::map<std::string, at::Tensor> Accelerator::module_state(detail::ModelState& 
   return m.strategy->full_state_dict(main_process_only);
 }
 
-std::vector<fs::path> Accelerator::save_module(detail::ModelState& m, const std::string& dir, int64_t max_shard_bytes) {
-  std::vector<fs::path> files;
+std::vector<std::string> Accelerator::save_module(detail::ModelState& m, const std::string& dir,
+                                                  int64_t max_shard_bytes) {
+  std::vector<std::string> files;
   auto& strategy = *m.strategy;
   if (is_main_process()) {
     fs::create_directories(dir);
@@ -380,10 +371,10 @@ void Accelerator::save_models_and_optimizers(checkpoint::StateFolderWriter& w) {
   }
 }
 
-fs::path Accelerator::save_state(const std::string& dir_arg) {
+std::string Accelerator::save_state(const std::string& dir_arg) {
   const auto& project = options_.project();
-  fs::path dir;
-  fs::path checkpoints_root;
+  std::string dir;
+  std::string checkpoints_root;
   if (!dir_arg.empty()) {
     dir = dir_arg;
   } else {
@@ -391,19 +382,18 @@ fs::path Accelerator::save_state(const std::string& dir_arg) {
                 "save_state: no folder given and project().automatic_checkpoint_naming is off. HINT: "
                 "pass a folder, or set AcceleratorOptions().project(ProjectOptions().project_dir(...)"
                 ".automatic_checkpoint_naming(true)).");
-    checkpoints_root = fs::path(project.project_dir().empty() ? "." : project.project_dir()) / "checkpoints";
-    dir = checkpoints_root / ("checkpoint_" + std::to_string(iteration_));
+    checkpoints_root = fs::join(project.project_dir().empty() ? "." : project.project_dir(), "checkpoints");
+    dir = fs::join(checkpoints_root, "checkpoint_" + std::to_string(iteration_));
   }
   // Fault injection for tests (the variable may be set after construction).
   fault_save_ = read_process_env(current_environment()).fault_save;
   // Every rank writes into the same temporary folder; rank 0 prepares and commits it.
-  fs::path temp = dir;
-  temp += ".tmp";
+  const std::string temp = dir + ".tmp";
   if (is_main_process()) {
     std::error_code ec;
     fs::remove_all(temp, ec);
     fs::create_directories(temp, ec);
-    ACCEL_CHECK(!ec, "save_state: cannot create ", temp.string(), ": ", ec.message(),
+    ACCEL_CHECK(!ec, "save_state: cannot create ", temp, ": ", ec.message(),
                 ". HINT: check that the folder is writable and the disk is not full.");
   }
   wait_for_everyone();
@@ -464,17 +454,18 @@ fs::path Accelerator::save_state(const std::string& dir_arg) {
   }
   iteration_ = next_iteration;
   wait_for_everyone();
-  logger().info("saved state to ", dir.string());
+  logger().info("saved state to ", dir);
   return dir;
 }
 
 void Accelerator::load_state(const std::string& dir_arg) {
-  fs::path dir = dir_arg;
+  std::string dir = dir_arg;
   if (dir.empty()) {
     const auto& project = options_.project();
-    fs::path root = fs::path(project.project_dir().empty() ? "." : project.project_dir()) / "checkpoints";
+    const std::string root =
+        fs::join(project.project_dir().empty() ? "." : project.project_dir(), "checkpoints");
     auto all = checkpoint::list_checkpoints(root);
-    ACCEL_CHECK_INPUT(!all.empty(), "load_state: no complete checkpoint under ", root.string(),
+    ACCEL_CHECK_INPUT(!all.empty(), "load_state: no complete checkpoint under ", root,
                       ". HINT: pass the folder written by save_state().");
     dir = all.back();
   }
@@ -482,15 +473,15 @@ void Accelerator::load_state(const std::string& dir_arg) {
   nlohmann::json header = checkpoint::verify_state_folder(dir);
   auto models = live_models();
   const size_t saved_models = header.value("num_models", size_t{0});
-  ACCEL_CHECK_INPUT(saved_models == models.size(), "load_state: ", dir.string(), " holds ", saved_models,
+  ACCEL_CHECK_INPUT(saved_models == models.size(), "load_state: ", dir, " holds ", saved_models,
                     " model(s) but ", models.size(), " are prepared. HINT: prepare the same objects as the saved run.");
   // Models: whole or in pieces, whatever the sharding now.
   std::vector<SavedTensors> model_saved;
   for (size_t i = 0; i < models.size(); ++i) {
-    const fs::path index = dir / indexed("model", i, ".shards.json");
-    const fs::path whole = dir / indexed("model", i, ".safetensors");
+    const std::string index = fs::join(dir, indexed("model", i, ".shards.json"));
+    const std::string whole = fs::join(dir, indexed("model", i, ".safetensors"));
     model_saved.push_back(fs::exists(index) ? SavedTensors::pieces(index) : SavedTensors::whole(whole));
-    const std::string where = fs::exists(index) ? index.string() : whole.string();
+    const std::string where = fs::exists(index) ? index : whole;
     for (const auto& t : models[i]->strategy->full_layout()) {
       ACCEL_CHECK_INPUT(model_saved.back().has(t.name), "load_state: ", where, " has no tensor '", t.name,
                         "'. HINT: the checkpoint is for another model.");
@@ -511,9 +502,9 @@ void Accelerator::load_state(const std::string& dir_arg) {
     if (auto o = wo.lock()) opts.push_back(o);
   }
   for (size_t i = 0; i < opts.size(); ++i) {
-    const fs::path index = dir / indexed("optimizer", i, ".shards.json");
-    const fs::path whole = dir / indexed("optimizer", i, ".safetensors");
-    ACCEL_CHECK_INPUT(fs::exists(index) || fs::exists(whole), "load_state: ", whole.string(), " is missing (",
+    const std::string index = fs::join(dir, indexed("optimizer", i, ".shards.json"));
+    const std::string whole = fs::join(dir, indexed("optimizer", i, ".safetensors"));
+    ACCEL_CHECK_INPUT(fs::exists(index) || fs::exists(whole), "load_state: ", whole, " is missing (",
                       opts.size(), " optimizer(s) are prepared).");
     const bool pieces = fs::exists(index);
     SavedTensors saved = pieces ? SavedTensors::optimizer_pieces(index) : SavedTensors::whole(whole);
@@ -545,27 +536,30 @@ void Accelerator::load_state(const std::string& dir_arg) {
         }
       }
     }
-    opt_states.emplace_back(std::move(mine), read_json(dir / indexed("optimizer", i, ".json")));
+    opt_states.emplace_back(std::move(mine), read_json(fs::join(dir, indexed("optimizer", i, ".json"))));
   }
-  nlohmann::json sched = read_json(dir / "scheduler.json");
-  nlohmann::json loaders = read_json(dir / "dataloader.json");
+  nlohmann::json sched = read_json(fs::join(dir, "scheduler.json"));
+  nlohmann::json loaders = read_json(fs::join(dir, "dataloader.json"));
   TensorMap scaler_state;
   if (scaler_) {
-    ACCEL_CHECK_INPUT(fs::exists(dir / "scaler.safetensors"), "load_state: ", dir.string(),
-                      " has no scaler.safetensors but this run uses fp16. HINT: it was saved with mixed_precision=",
-                      header.value("mixed_precision", std::string("?")), ".");
-    scaler_state = checkpoint::load_file(dir / "scaler.safetensors");
+    ACCEL_CHECK_INPUT(
+        fs::exists(fs::join(dir, "scaler.safetensors")), "load_state: ", dir,
+        " has no scaler.safetensors but this run uses fp16. HINT: it was saved with mixed_precision=",
+        header.value("mixed_precision", std::string("?")), ".");
+    scaler_state = checkpoint::load_file(fs::join(dir, "scaler.safetensors"));
   }
   const int saved_world = header.value("world_size", 1);
-  fs::path rng_file = dir / ("random_states_" + std::to_string(state_.rank) + ".safetensors");
+  const std::string rng_file =
+      fs::join(dir, ("random_states_" + std::to_string(state_.rank) + ".safetensors"));
   TensorMap rng;
   if (fs::exists(rng_file)) rng = checkpoint::load_file(rng_file);
   std::vector<TensorMap> custom;
-  ACCEL_CHECK_INPUT(header.value("num_custom", size_t{0}) == custom_.size(), "load_state: ", dir.string(), " holds ",
+  ACCEL_CHECK_INPUT(header.value("num_custom", size_t{0}) == custom_.size(), "load_state: ", dir, " holds ",
                     header.value("num_custom", size_t{0}), " registered object(s) but ", custom_.size(),
                     " are registered now.");
   for (size_t i = 0; i < custom_.size(); ++i) {
-    custom.push_back(checkpoint::load_file(dir / ("custom_checkpoint_" + std::to_string(i) + ".safetensors")));
+    custom.push_back(
+        checkpoint::load_file(fs::join(dir, ("custom_checkpoint_" + std::to_string(i) + ".safetensors"))));
   }
 
   // 2. Apply.
@@ -590,7 +584,7 @@ void Accelerator::load_state(const std::string& dir_arg) {
   for (size_t i = 0; i < opts.size(); ++i) {
     opts[i]->with_inner([&](torch::optim::Optimizer& inner) {
       checkpoint::load_optimizer_state(inner, opt_states[i].first, opt_states[i].second,
-                                       (dir / indexed("optimizer", i, ".safetensors")).string());
+                                       fs::join(dir, indexed("optimizer", i, ".safetensors")));
     });
   }
   if (scaler_) scaler_->load_state_dict(scaler_state);
@@ -631,7 +625,7 @@ void Accelerator::load_state(const std::string& dir_arg) {
   iteration_ = header.value("iteration", iteration_);
   sync_gradients_ = true;
   wait_for_everyone();
-  logger().info("loaded state from ", dir.string());
+  logger().info("loaded state from ", dir);
 }
 
 }  // namespace accel

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "accel/core/error.h"
+#include "accel/core/fs.h"
 
 #include <unistd.h>
 
@@ -11,7 +12,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
@@ -65,17 +65,18 @@ inline void expect(bool cond, const char* what) {
 
 /// A folder of this process on tmpfs (/dev/shm when present, else the system temp folder),
 /// created on first use and removed at exit.
-inline const std::filesystem::path& scratch_dir(const char* target) {
-  static const std::filesystem::path dir = [target] {
-    namespace fs = std::filesystem;
-    fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
-    fs::path d = base / (std::string("accel_fuzz_") + target + "_" + std::to_string(::getpid()));
+inline const std::string& scratch_dir(const char* target) {
+  static const std::string dir = [target] {
+    namespace fs = accel::fs;
+    const std::string base = fs::is_directory("/dev/shm") ? std::string("/dev/shm") : fs::temp_directory();
+    const std::string d =
+        fs::join(base, std::string("accel_fuzz_") + target + "_" + std::to_string(::getpid()));
     fs::remove_all(d);
     fs::create_directories(d);
-    static const fs::path to_remove = d;
+    static const std::string to_remove = d;
     std::atexit([] {
       std::error_code ec;
-      std::filesystem::remove_all(to_remove, ec);
+      accel::fs::remove_all(to_remove, ec);
     });
     return d;
   }();
@@ -83,7 +84,7 @@ inline const std::filesystem::path& scratch_dir(const char* target) {
 }
 
 /// Writes `bytes` to `path` (replacing it).
-inline void write_file(const std::filesystem::path& path, std::string_view bytes) {
+inline void write_file(const std::string& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }

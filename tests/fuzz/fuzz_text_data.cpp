@@ -22,12 +22,11 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <string>
 
 using namespace accel::datasets;
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 
 namespace {
 
@@ -54,11 +53,11 @@ void check_dataset(const TextClassificationDataset& d, uint8_t b) {
 }
 
 void fuzz_imdb(std::string_view rest, uint8_t b) {
-  const fs::path root = accel::fuzz::scratch_dir("text_data") / "aclImdb";
+  const std::string root = fs::join(accel::fuzz::scratch_dir("text_data"), "aclImdb");
   std::error_code ec;
   fs::remove_all(root, ec);
   const char* kFolders[] = {"train/neg", "train/pos", "test/neg", "test/pos"};
-  for (const char* f : kFolders) fs::create_directories(root / f);
+  for (const char* f : kFolders) fs::create_directories(fs::join(root, f));
   auto parts = accel::fuzz::split_parts(rest, "\n--\n", 16);
   for (size_t i = 0; i + 1 < parts.size(); i += 2) {
     std::string name(parts[i].substr(0, 200));
@@ -66,7 +65,7 @@ void fuzz_imdb(std::string_view rest, uint8_t b) {
       if (c == '/' || c == '\0') c = '_';
     }
     if (name.empty() || name == "." || name == "..") name = "x.txt";
-    accel::fuzz::write_file(root / kFolders[(i / 2) % 4] / name, parts[i + 1]);
+    accel::fuzz::write_file(fs::join(root, kFolders[(i / 2) % 4], name), parts[i + 1]);
   }
   static const char* kSplits[] = {"train", "test", "validation", "train"};
   static const double kFractions[] = {0.0, 0.2, 0.5, 0.9};

@@ -154,7 +154,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)tok.decode(ids, DecodeOptions().skip_special_tokens((opts & 1) != 0).cleanup((opts & 2) != 0));
     });
   } else if (mode == 6) {
-    const auto path = accel::fuzz::scratch_dir("tokenizer") / "tokenizer.json";
+    const auto path = accel::fs::join(accel::fuzz::scratch_dir("tokenizer"), "tokenizer.json");
     accel::fuzz::write_file(path, rest);
     std::optional<WordPieceTokenizer> loaded;
     accel::fuzz::guarded([&] { loaded.emplace(WordPieceTokenizer::from_file(path)); });

@@ -9,7 +9,6 @@
 #include <torch/arg.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -198,7 +197,7 @@ PrecisionResult result_from_json(const std::string& text);
 /// Draws the report as a PNG (samples/s and peak memory bars per precision) with gnuplot.
 /// Returns an empty string on success, otherwise why no PNG was written (gnuplot missing,
 /// nothing ran, gnuplot failed).
-std::string write_chart_png(const PrecisionReport& report, const std::filesystem::path& png);
+std::string write_chart_png(const PrecisionReport& report, const std::string& png);
 
 /// Parses `accel bench precision`'s workload options (without --single/--json-out/--json/--png, which it
 /// handles). Throws accel::Error naming an unknown option or a bad value.

@@ -8,7 +8,6 @@
 #include <torch/arg.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -54,7 +53,7 @@ class SafetensorsFile {
   /// Opens, maps and validates `path`. Throws accel::InputError naming the file and the problem
   /// (too short, header length past the end, bad JSON, unknown dtype, offsets out of range,
   /// overlapping or non-contiguous, shape/size mismatch, duplicate names).
-  explicit SafetensorsFile(const std::filesystem::path& path);
+  explicit SafetensorsFile(const std::string& path);
   /// Validates safetensors `bytes` held in memory, with the same checks and errors as the file
   /// constructor. The bytes are copied; tensor() views share the copy (and keep it alive).
   /// `name` stands for the file in messages and is what path() returns.
@@ -64,7 +63,7 @@ class SafetensorsFile {
   SafetensorsFile& operator=(SafetensorsFile&&) noexcept;
 
   /// The file this was opened from.
-  const std::filesystem::path& path() const { return path_; }
+  const std::string& path() const { return path_; }
   /// All tensor entries, in data-section order.
   const std::vector<TensorEntry>& entries() const { return entries_; }
   /// Tensor names, sorted.
@@ -85,7 +84,7 @@ class SafetensorsFile {
   SafetensorsFile() = default;
   // Parses and validates the header of mapping_'s bytes (shared by both ways of opening).
   void parse();
-  std::filesystem::path path_;
+  std::string path_;
   std::shared_ptr<Mapping> mapping_;
   std::vector<TensorEntry> entries_;
   std::map<std::string, size_t> index_;
@@ -95,7 +94,7 @@ class SafetensorsFile {
 
 /// Reads every tensor of one safetensors file (zero-copy views, see SafetensorsFile). When
 /// `metadata` is given it receives the file's `__metadata__`.
-TensorMap load_file(const std::filesystem::path& path, Metadata* metadata = nullptr);
+TensorMap load_file(const std::string& path, Metadata* metadata = nullptr);
 
 /// load_file for safetensors bytes held in memory (see SafetensorsFile::from_bytes): same
 /// validation, same errors (accel::InputError); the tensors share one copy of the bytes.
@@ -106,12 +105,10 @@ TensorMap load_bytes(std::string_view bytes, Metadata* metadata = nullptr);
 /// compact with `__metadata__` first (omitted when empty) and padded with spaces to 8 bytes.
 std::string serialize(const TensorMap& tensors, const Metadata& metadata = {});
 
-/// Writes `tensors` to `path` atomically: a temporary file in the same folder, fsync, rename,
-/// fsync of the folder. The bytes are those of serialize(). Throws accel::Error on I/O failure.
-void save_file(const TensorMap& tensors, const std::filesystem::path& path, const Metadata& metadata = {});
-
-/// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
-void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+/// Writes `tensors` to `path` atomically with accel::fs::AtomicFile (a temporary file in the same
+/// folder, fsync, rename, fsync of the folder). The bytes are those of serialize(). Throws
+/// accel::Error on I/O failure.
+void save_file(const TensorMap& tensors, const std::string& path, const Metadata& metadata = {});
 
 /// The file name of shard `index` (1-based) of `count`: `model-00001-of-00003.safetensors`.
 std::string shard_file_name(int64_t index, int64_t count, const std::string& prefix = "model");
@@ -125,10 +122,10 @@ struct ShardIndex {
 
 /// Parses an index file; throws accel::InputError (file and problem named) when malformed, or
 /// when a shard name is not a plain file name in the index's folder.
-ShardIndex read_index(const std::filesystem::path& path);
+ShardIndex read_index(const std::string& path);
 
 /// Writes an index file atomically (2-space indented JSON, keys sorted, as transformers does).
-void write_index(const ShardIndex& index, const std::filesystem::path& path);
+void write_index(const ShardIndex& index, const std::string& path);
 
 /// Options of save_checkpoint.
 struct SaveCheckpointOptions {
@@ -147,9 +144,8 @@ struct SaveCheckpointOptions {
 /// as huggingface_hub fills them) plus `<prefix>.safetensors.index.json`. Files of an earlier
 /// save with the same prefix that the new one does not use are removed, so the folder never
 /// mixes two checkpoints. Returns the written files (index last when sharded).
-std::vector<std::filesystem::path> save_checkpoint(const TensorMap& tensors,
-                                                   const std::filesystem::path& folder,
-                                                   const SaveCheckpointOptions& options = {});
+std::vector<std::string> save_checkpoint(const TensorMap& tensors, const std::string& folder,
+                                         const SaveCheckpointOptions& options = {});
 
 /// A tensor announced before its data exists (save_checkpoint_streaming).
 struct TensorMeta {
@@ -164,10 +160,10 @@ struct TensorMeta {
 /// tensors arrive, atomically). Data is laid out in arrival order; shards are filled in that order.
 /// Throws accel::Error when a delivered tensor is not the next one announced or has another
 /// dtype or shape.
-std::vector<std::filesystem::path> save_checkpoint_streaming(
+std::vector<std::string> save_checkpoint_streaming(
     const std::vector<TensorMeta>& layout,
     const std::function<void(const std::function<void(const std::string&, const at::Tensor&)>&)>& produce,
-    const std::filesystem::path& folder, const SaveCheckpointOptions& options = {});
+    const std::string& folder, const SaveCheckpointOptions& options = {});
 
 /// A checkpoint of one file or several shards, opened from a `.safetensors` file, an
 /// `.index.json` file, or a folder holding `model.safetensors` or `model.safetensors.index.json`.
@@ -177,7 +173,7 @@ class Checkpoint {
   /// Opens the checkpoint; throws accel::InputError when nothing usable is there, when a shard
   /// is missing or malformed, when a tensor the index lists is absent from its shard, or when
   /// two shards hold the same name.
-  explicit Checkpoint(const std::filesystem::path& file_folder_or_index);
+  explicit Checkpoint(const std::string& file_folder_or_index);
 
   /// Tensor names, sorted.
   std::vector<std::string> names() const;
@@ -188,17 +184,17 @@ class Checkpoint {
   /// The tensor `name` (a view, see SafetensorsFile); throws accel::InputError when absent.
   at::Tensor tensor(const std::string& name) const;
   /// The shard file holding `name`; throws accel::InputError when absent.
-  const std::filesystem::path& file_of(const std::string& name) const;
+  const std::string& file_of(const std::string& name) const;
   /// Every file of the checkpoint (the index first when sharded).
-  std::vector<std::filesystem::path> files() const;
+  std::vector<std::string> files() const;
   /// What was opened, for messages ("<folder>/model.safetensors" or the index path).
-  const std::filesystem::path& source() const { return source_; }
+  const std::string& source() const { return source_; }
   /// Every tensor of the checkpoint.
   TensorMap tensors() const;
 
  private:
   const SafetensorsFile& file_holding(const std::string& name) const;
-  std::filesystem::path source_;
+  std::string source_;
   std::vector<SafetensorsFile> files_;
   std::map<std::string, size_t> where_;
   bool sharded_ = false;
@@ -206,7 +202,7 @@ class Checkpoint {
 
 /// Finds the checkpoint file in a folder: `<prefix>.safetensors.index.json` if present, else
 /// `<prefix>.safetensors`; std::nullopt when neither exists.
-std::optional<std::filesystem::path> find_checkpoint_file(const std::filesystem::path& folder,
-                                                          const std::string& prefix = "model");
+std::optional<std::string> find_checkpoint_file(const std::string& folder,
+                                                const std::string& prefix = "model");
 
 }  // namespace accel::checkpoint

@@ -18,7 +18,6 @@
 #include <nlohmann/json.hpp>
 #include <torch/optim/optimizer.h>
 
-#include <filesystem>
 #include <map>
 #include <string>
 #include <vector>
@@ -29,11 +28,11 @@ constexpr int kStateFormatVersion = 1;
 constexpr const char* kManifestName = "accel_state.json";
 
 /// 64-bit FNV-1a of a file's bytes, hex; the manifest's checksum.
-std::string file_checksum(const std::filesystem::path& path);
+std::string file_checksum(const std::string& path);
 
 /// A file name the manifest may name: no folder parts, no "..", not absolute. Throws
 /// accel::InputError otherwise (a manifest cannot point outside its folder).
-void check_member_name(const std::string& name, const std::filesystem::path& folder);
+void check_member_name(const std::string& name, const std::string& folder);
 
 /// Writes a state folder: files go into `<final>.tmp-<pid>`; commit() writes the manifest and
 /// renames the folder into place (replacing an older one at the same path only after the new one
@@ -42,27 +41,26 @@ class StateFolderWriter {
  public:
   /// `temp_suffix` names the temporary folder (default ".tmp-<pid>"); with create=false the
   /// folder must exist already (several ranks writing into one folder that rank 0 made).
-  explicit StateFolderWriter(std::filesystem::path final_dir, const std::string& temp_suffix = "",
-                             bool create = true);
-  const std::filesystem::path& temp_dir() const { return temp_; }
-  const std::filesystem::path& final_dir() const { return final_; }
+  explicit StateFolderWriter(std::string final_dir, const std::string& temp_suffix = "", bool create = true);
+  const std::string& temp_dir() const { return temp_; }
+  const std::string& final_dir() const { return final_; }
   /// Path of a member file inside the temporary folder.
-  std::filesystem::path member(const std::string& name) const;
-  /// Writes a member file (bytes) durably.
+  std::string member(const std::string& name) const;
+  /// Writes a member file (bytes) durably with accel::fs::write_file_atomic.
   void write(const std::string& name, const std::string& bytes);
   /// Writes the manifest (`header` plus the size and checksum of every file in the folder) and
   /// atomically moves the folder into place.
   void commit(nlohmann::json header);
 
  private:
-  std::filesystem::path final_;
-  std::filesystem::path temp_;
+  std::string final_;
+  std::string temp_;
 };
 
 /// Opens a state folder: reads the manifest, checks every listed file exists with the recorded
 /// size and checksum, and that no unlisted state file is expected. Throws accel::InputError
 /// naming the folder and file on any problem, before the caller loads anything.
-nlohmann::json verify_state_folder(const std::filesystem::path& dir);
+nlohmann::json verify_state_folder(const std::string& dir);
 
 /// The generators of this process (CPU, and every CUDA device) as uint8 tensors.
 std::map<std::string, at::Tensor> capture_rng_states();
@@ -80,6 +78,6 @@ void load_optimizer_state(torch::optim::Optimizer& opt, const std::map<std::stri
 
 /// Checkpoint folders `checkpoint_<N>` under `root`, sorted by N (complete ones only: those with a
 /// manifest).
-std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& root);
+std::vector<std::string> list_checkpoints(const std::string& root);
 
 }  // namespace accel::checkpoint

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <optional>
@@ -58,7 +57,7 @@ struct ImdbLocationOptions {
   ACCEL_DATASETS_ARG(std::string, cache_dir, "");
   /// Folders to search upward from for shared/data/imdb/aclImdb; nullopt (default) means the
   /// current directory and the executable's folder; an empty list disables the search.
-  ACCEL_DATASETS_ARG(std::optional<std::vector<std::filesystem::path>>, search_roots, std::nullopt);
+  ACCEL_DATASETS_ARG(std::optional<std::vector<std::string>>, search_roots, std::nullopt);
   /// Download the archive into the cache when nothing is found. Default true.
   ACCEL_DATASETS_ARG(bool, allow_download, true);
   /// Archive URL (tests point it at a local server). Default kImdbUrl.
@@ -78,14 +77,14 @@ using EnvMap = std::map<std::string, std::string>;
 EnvMap imdb_env_from_process();
 
 /// The cache folder for IMDb given the environment (see ImdbLocationOptions::cache_dir).
-std::filesystem::path default_imdb_cache_dir(const EnvMap& env);
+std::string default_imdb_cache_dir(const EnvMap& env);
 
 /// True when `dir` looks like aclImdb: it has train/ or test/ with pos/ and neg/ inside.
-bool is_imdb_dir(const std::filesystem::path& dir);
+bool is_imdb_dir(const std::string& dir);
 
 /// Where the data was found and how.
 struct ImdbLocation {
-  std::filesystem::path dir;  // the aclImdb folder
+  std::string dir;            // the aclImdb folder
   std::string source;         // "data_dir", "ACCEL_DATA_DIR", "cache", "local copy" or "download"
 };
 
@@ -98,16 +97,15 @@ ImdbLocation resolve_imdb_dir(const ImdbLocationOptions& options = {},
 /// extracts it with `tar` into a temporary folder there and renames its aclImdb/ to
 /// cache_dir/aclImdb. Nothing is left behind on failure. Returns cache_dir/aclImdb. Throws
 /// accel::InputError on a network error, an HTTP error status, a checksum mismatch or a bad archive.
-std::filesystem::path download_imdb(const std::string& url, const std::string& sha256,
-                                    const std::filesystem::path& cache_dir,
-                                    const std::function<void(int64_t, int64_t)>& on_progress = nullptr);
+std::string download_imdb(const std::string& url, const std::string& sha256, const std::string& cache_dir,
+                          const std::function<void(int64_t, int64_t)>& on_progress = nullptr);
 
 /// Files of one label folder (e.g. aclImdb/train/pos), sorted numerically by "<id>_<rating>.txt"
 /// (other names after, by name). Throws accel::InputError when the folder is missing.
-std::vector<std::filesystem::path> list_imdb_files(const std::filesystem::path& label_dir);
+std::vector<std::string> list_imdb_files(const std::string& label_dir);
 
 /// Reads a split of an aclImdb folder (see ImdbOptions for the exact order and subsets).
 /// Throws accel::InputError when a folder is missing or the options are invalid.
-TextClassificationDataset load_imdb(const std::filesystem::path& aclimdb_dir, const ImdbOptions& options = {});
+TextClassificationDataset load_imdb(const std::string& aclimdb_dir, const ImdbOptions& options = {});
 
 }  // namespace accel::datasets

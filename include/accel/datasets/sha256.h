@@ -4,7 +4,6 @@
 
 #include <array>
 #include <cstdint>
-#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -34,6 +33,6 @@ class Sha256 {
 std::string sha256_hex(std::string_view data);
 
 /// SHA-256 of a file's bytes, as lowercase hex. Throws accel::InputError when unreadable.
-std::string sha256_file(const std::filesystem::path& path);
+std::string sha256_file(const std::string& path);
 
 }  // namespace accel::datasets

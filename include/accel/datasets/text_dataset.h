@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,7 +51,7 @@ struct TextFileOptions {
 /// quotes, CRLF or LF). Throws accel::InputError naming the file, line and a HINT when the file is
 /// missing, a column is absent, a quote is unterminated, a row has the wrong number of fields or a
 /// label cannot be read.
-TextClassificationDataset read_csv(const std::filesystem::path& path, const TextFileOptions& options = {});
+TextClassificationDataset read_csv(const std::string& path, const TextFileOptions& options = {});
 
 /// Parses CSV text (as read_csv; `source` names it in messages).
 TextClassificationDataset parse_csv(const std::string& content, const std::string& source,
@@ -60,7 +59,7 @@ TextClassificationDataset parse_csv(const std::string& content, const std::strin
 
 /// Reads a JSON Lines file: one object per non-empty line with the text and label keys (label an
 /// integer, a bool or a string as in TextFileOptions::label_names). Errors as read_csv.
-TextClassificationDataset read_jsonl(const std::filesystem::path& path, const TextFileOptions& options = {});
+TextClassificationDataset read_jsonl(const std::string& path, const TextFileOptions& options = {});
 
 /// Parses JSON Lines text (as read_jsonl; `source` names it in messages).
 TextClassificationDataset parse_jsonl(const std::string& content, const std::string& source,

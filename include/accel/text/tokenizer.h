@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -101,8 +100,7 @@ class WordPieceTokenizer {
   /// vocab.txt (one token per line; options from tokenizer_config.json beside it if present), or
   /// a model folder holding either (tokenizer.json preferred). Explicit `options` fields override
   /// the file. Throws accel::InputError when the file is missing or malformed.
-  static WordPieceTokenizer from_file(const std::filesystem::path& path,
-                                      const TokenizerOptions& options = {});
+  static WordPieceTokenizer from_file(const std::string& path, const TokenizerOptions& options = {});
 
   /// Builds a tokenizer from a vocabulary (token i has id i). Special tokens [PAD], [UNK], [CLS],
   /// [SEP], [MASK] present in the vocabulary are matched in raw text, as Hugging Face does.

@@ -59,7 +59,8 @@ class JsonlTracker : public GeneralTracker {
 
 /// Writes `<logging_dir>/<project>/metrics.csv` with columns `step,wall_time,<keys...>`; the
 /// first log call's keys (sorted) fix the initial columns. A key that was not seen before adds a
-/// column at the end: the file is rewritten once (to a temporary file, then renamed over the
+/// column at the end: the file is rewritten once (accel::fs::write_file_atomic: temporary file,
+/// fsync, rename over the
 /// old one) with the longer header and empty cells for the earlier rows. A key missing from a
 /// call leaves its cell empty. Strings are quoted per RFC 4180 when needed; doubles use the
 /// shortest exact form ("nan", "inf"). The config goes to `<logging_dir>/<project>/config.json`.

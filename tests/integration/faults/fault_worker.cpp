@@ -17,6 +17,7 @@
 #include <accel/accel.h>
 #include <accel/checkpoint/safetensors.h>
 #include <accel/checkpoint/state_folder.h>
+#include <accel/core/fs.h>
 #include <torch/torch.h>
 
 #include "../../../examples/basic/toy_task.h"
@@ -25,18 +26,17 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 
 namespace {
 
 struct Args {
-  fs::path out;
-  fs::path check;
+  std::string out;
+  std::string check;
   int64_t steps = 40;
   int64_t save_every = 5;
   std::string fault = "none";
@@ -101,13 +101,8 @@ struct Counter {
   void load_state_dict(const std::map<std::string, at::Tensor>& s) { step = s.at("step").item<int64_t>(); }
 };
 
-void write_text_atomic(const fs::path& p, const std::string& text) {
-  const fs::path tmp = p.string() + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << text;
-  }
-  fs::rename(tmp, p);
+void write_text_atomic(const std::string& p, const std::string& text) {
+  fs::write_file_atomic(p, text);
 }
 
 [[noreturn]] void hang_forever() {
@@ -147,10 +142,10 @@ int run(const Args& a) {
   }
 
   const bool checking = !a.check.empty();
-  const fs::path root = checking ? a.check : a.out;
+  const std::string root = checking ? a.check : a.out;
   if (!checking) fs::create_directories(root);
   accel::Accelerator acc(accel::AcceleratorOptions().cpu(true).seed(0).project(
-      accel::ProjectOptions().project_dir(root.string()).automatic_checkpoint_naming(true).total_limit(3)));
+      accel::ProjectOptions().project_dir(root).automatic_checkpoint_naming(true).total_limit(3)));
   torch::manual_seed(1);
   auto model = acc.prepare(toy::Net(64, a.hidden));
   auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-3)));
@@ -160,10 +155,11 @@ int run(const Args& a) {
   auto counter = std::make_shared<Counter>();
   acc.register_for_checkpointing(counter);
 
-  const auto existing = accel::checkpoint::list_checkpoints(root / "checkpoints");
+  const auto existing = accel::checkpoint::list_checkpoints(fs::join(root, "checkpoints"));
   if (checking) {
     if (existing.empty()) {
-      std::fprintf(stderr, "fault_worker: no complete checkpoint under %s\n", (root / "checkpoints").c_str());
+      std::fprintf(stderr, "fault_worker: no complete checkpoint under %s\n",
+                   fs::join(root, "checkpoints").c_str());
       return 1;
     }
     acc.load_state();
@@ -173,10 +169,10 @@ int run(const Args& a) {
   }
   if (!existing.empty()) {
     acc.load_state();
-    acc.print("resumed from ", existing.back().filename().string(), " at step ", counter->step);
+    acc.print("resumed from ", fs::filename(existing.back()), " at step ", counter->step);
   }
   const int64_t rank = acc.process_index();
-  const fs::path progress = a.out / ("progress.rank" + std::to_string(rank));
+  const std::string progress = fs::join(a.out, "progress.rank" + std::to_string(rank));
   while (counter->step < a.steps) {
     for (auto& batch : *loader) {
       const int64_t step = counter->step + 1;
@@ -197,7 +193,7 @@ int run(const Args& a) {
   if (acc.is_main_process()) {
     accel::checkpoint::TensorMap w;
     for (auto& p : model->named_parameters()) w[p.key()] = p.value().detach().clone();
-    accel::checkpoint::save_file(w, a.out / "final.safetensors");
+    accel::checkpoint::save_file(w, fs::join(a.out, "final.safetensors"));
   }
   acc.print("finished ", counter->step, " steps");
   return 0;

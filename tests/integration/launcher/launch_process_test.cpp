@@ -7,6 +7,8 @@
 #include <accel/launcher/launch.h>
 #include <accel/launcher/process.h>
 
+#include "support/temp_dir.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -19,7 +21,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -32,7 +33,8 @@
 namespace accel::launcher {
 namespace {
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using Args = std::vector<std::string>;
 using Clock = std::chrono::steady_clock;
 
@@ -44,9 +46,9 @@ double seconds_since(Clock::time_point t0) {
 }
 
 struct TempDir {
-  fs::path path;
+  Path path;
   TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "accel_launch_XXXXXX").string();
+    std::string tmpl = (Path(fs::temp_directory()) / "accel_launch_XXXXXX").string();
     path = ::mkdtemp(tmpl.data());
   }
   ~TempDir() {
@@ -83,10 +85,11 @@ bool process_gone(int pid) {
 
 // True when a live (non-zombie) process is in one of the process groups `pgids`.
 bool group_has_live_member(const std::vector<int>& pgids) {
-  for (const auto& entry : fs::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
+  std::error_code ec;
+  for (const auto& entry : fs::list_dir("/proc", ec)) {
+    const std::string& name = entry.name;
     if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
+    std::ifstream stat(fs::join("/proc", name, "stat"));
     std::string all;
     if (!std::getline(stat, all)) continue;
     const size_t close = all.rfind(')');

@@ -1,5 +1,7 @@
 // The precision benchmark with tiny settings: the report's structure, that every precision ran,
 // the JSON (never timings).
+#include "support/temp_dir.h"
+
 #include <accel/bench/memory.h>
 #include <accel/bench/precision.h>
 #include <accel/core/error.h>
@@ -9,7 +11,6 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <filesystem>
 
 namespace {
 
@@ -120,8 +121,8 @@ TEST(PrecisionBenchmark, EveryPrecisionRunsAndTheReportIsComplete) {
 // Through the real `accel` program (built by the accel_cli target; skipped when absent): each
 // precision in its own child process, so each has its own peak RSS.
 TEST(PrecisionBenchmark, IsolatedRunsUseChildProcesses) {
-  const std::filesystem::path accel = std::filesystem::path(ACCEL_BINARY_DIR) / "bin" / "accel";
-  if (!std::filesystem::exists(accel)) GTEST_SKIP() << accel << " not built (target accel_cli)";
+  const accel::test::Path accel = accel::test::Path(ACCEL_BINARY_DIR) / "bin" / "accel";
+  if (!::accel::fs::exists(accel)) GTEST_SKIP() << accel << " not built (target accel_cli)";
   auto o =
       tiny_options().custom_config(std::nullopt).config("bert-tiny").precisions({"no", "bf16"}).gemm(false);
   o.isolate(true).child_command({accel.string(), "bench", "precision"});

@@ -4,6 +4,7 @@
 #include "accel/checkpoint/safetensors.h"
 #include "accel/checkpoint/state_folder.h"
 #include "accel/core/error.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -11,28 +12,28 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel::checkpoint;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("accel_fuzzreg_" + name + "_" + std::to_string(::getpid()));
+Path fresh_dir(const std::string& name) {
+  Path d = Path(fs::temp_directory()) / ("accel_fuzzreg_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
 }
 
-void write(const fs::path& p, const std::string& bytes) {
+void write(const Path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
 }
 
-std::string load_error(const fs::path& dir) {
+std::string load_error(const Path& dir) {
   try {
     verify_state_folder(dir);
   } catch (const accel::InputError& e) {
@@ -46,7 +47,7 @@ std::string load_error(const fs::path& dir) {
 // Manifest entries that are not {"size": N, "checksum": "..."} objects used to escape as
 // nlohmann::json::type_error (value() on an array, get<string>() on a number, ...).
 TEST(StateFolderFuzz, MalformedEntriesAreInputErrors) {
-  const fs::path d = fresh_dir("entries");
+  const Path d = fresh_dir("entries");
   write(d / "model.safetensors", "accel-fuzz\n");
   const std::string sum = file_checksum(d / "model.safetensors");
   for (const std::string& entry : std::vector<std::string>{
@@ -67,10 +68,10 @@ TEST(StateFolderFuzz, MalformedEntriesAreInputErrors) {
 // Names that leave the folder are refused before anything is opened; a folder or an overlong
 // name is an InputError too (std::filesystem used to throw filesystem_error for ENAMETOOLONG).
 TEST(StateFolderFuzz, NamesOutsideTheFolderAndOddMembersAreRefused) {
-  const fs::path d = fresh_dir("names");
+  const Path d = fresh_dir("names");
   fs::create_directories(d / "sub");
   write(d / "sub" / "x", "x");
-  write(d.parent_path() / ("accel_fuzzreg_secret_" + std::to_string(::getpid())), "secret\n");
+  write(d.parent() / ("accel_fuzzreg_secret_" + std::to_string(::getpid())), "secret\n");
   for (const std::string& name :
        std::vector<std::string>{"../accel_fuzzreg_secret_" + std::to_string(::getpid()), "/etc/hostname",
                                 "sub/x", ".", "..", "", "sub", std::string(300, 'a')}) {
@@ -82,7 +83,7 @@ TEST(StateFolderFuzz, NamesOutsideTheFolderAndOddMembersAreRefused) {
   EXPECT_THROW(check_member_name("/abs", d), accel::InputError);
   EXPECT_THROW(check_member_name(std::string("a\0b", 3), d), accel::InputError);
   EXPECT_NO_THROW(check_member_name("model.safetensors", d));
-  fs::remove(d.parent_path() / ("accel_fuzzreg_secret_" + std::to_string(::getpid())));
+  fs::remove(d.parent() / ("accel_fuzzreg_secret_" + std::to_string(::getpid())));
   fs::remove_all(d);
 }
 
@@ -97,7 +98,7 @@ TEST(SafetensorsFuzz, LoadBytesMatchesLoadFile) {
   ASSERT_EQ(back.size(), 2u);
   EXPECT_TRUE(torch::equal(back.at("a"), t.at("a")));
   EXPECT_TRUE(torch::equal(back.at("b"), t.at("b")));
-  EXPECT_EQ(SafetensorsFile::from_bytes(bytes, "mem").path(), fs::path("mem"));
+  EXPECT_EQ(SafetensorsFile::from_bytes(bytes, "mem").path(), Path("mem"));
   // Too short, and a header length past the end: InputError naming the source.
   EXPECT_THROW(load_bytes(std::string(7, '\0')), accel::InputError);
   std::string bad = bytes;

@@ -4,6 +4,7 @@
 #include "accel/checkpoint/safetensors.h"
 
 #include "accel/core/error.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -15,39 +16,24 @@
 #include <fstream>
 #include <sstream>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel::checkpoint;
 
 namespace {
 
-const fs::path kFixtures = fs::path(ACCEL_SOURCE_DIR) / "tests" / "fixtures" / "bert";
+const Path kFixtures = Path(ACCEL_SOURCE_DIR) / "tests" / "fixtures" / "bert";
 
-// A fresh folder per test, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            (std::string("accel_st_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
+using TempDir = accel::test::TempDir;  // a fresh folder per test, removed at the end
 
- private:
-  fs::path path_;
-};
-
-std::string read_bytes(const fs::path& p) {
+std::string read_bytes(const Path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-void write_bytes(const fs::path& p, const std::string& bytes) {
+void write_bytes(const Path& p, const std::string& bytes) {
   std::ofstream out(p, std::ios::binary);
   out << bytes;
 }
@@ -96,13 +82,13 @@ TensorMap all_dtypes() {
 
 // Expects an accel::InputError whose message names `file`, contains `needle` and a HINT.
 template <typename F>
-void expect_input_error(F&& f, const fs::path& file, const std::string& needle) {
+void expect_input_error(F&& f, const Path& file, const std::string& needle) {
   try {
     f();
     ADD_FAILURE() << "no exception; expected one containing '" << needle << "'";
   } catch (const accel::InputError& e) {
     std::string msg = e.what();
-    EXPECT_NE(msg.find(file.filename().string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find(file.filename()), std::string::npos) << msg;
     EXPECT_NE(msg.find(needle), std::string::npos) << "wanted '" << needle << "' in: " << msg;
     EXPECT_NE(msg.find("HINT"), std::string::npos) << msg;
   }
@@ -162,7 +148,7 @@ TEST(Safetensors, NonContiguousAndOrderIsDeterministic) {
 }
 
 TEST(Safetensors, ReadsFileWrittenByPythonAndWritesTheSameBytes) {
-  const fs::path file = kFixtures / "safetensors" / "dtypes.safetensors";
+  const Path file = kFixtures / "safetensors" / "dtypes.safetensors";
   SafetensorsFile f(file);
   EXPECT_EQ(f.metadata().at("writer"), "safetensors-python");
   auto base = torch::arange(6, torch::kLong).reshape({2, 3});
@@ -221,17 +207,12 @@ TEST(Safetensors, AtomicWriteLeavesNoTemporaryAndReplaces) {
   save_file({{"a", torch::ones({3})}}, dir / "x.safetensors");
   save_file({{"a", torch::zeros({5})}}, dir / "x.safetensors");
   EXPECT_EQ(load_file(dir / "x.safetensors")["a"].numel(), 5);
-  int files = 0;
-  for (const auto& e : fs::directory_iterator(dir.path())) {
-    (void)e;
-    ++files;
-  }
-  EXPECT_EQ(files, 1);
+  EXPECT_EQ(fs::list_dir(dir.path()).size(), 1u);
   // A failing save (unsupported dtype) leaves the old file intact and no temporary.
   EXPECT_THROW(save_file({{"c", torch::zeros({1}, torch::kComplexDouble)}}, dir / "x.safetensors"),
                accel::Error);
   EXPECT_EQ(load_file(dir / "x.safetensors")["a"].numel(), 5);
-  write_file_atomic(dir / "sub" / "t.txt", "hello");
+  fs::write_file_atomic(dir / "sub" / "t.txt", "hello");
   EXPECT_EQ(read_bytes(dir / "sub" / "t.txt"), "hello");
 }
 
@@ -274,7 +255,7 @@ TEST(SafetensorsMalformed, EveryCaseIsAnInputErrorWithHint) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    const fs::path p = dir / (c.name + ".safetensors");
+    const Path p = dir / (c.name + ".safetensors");
     write_bytes(p, c.bytes);
     expect_input_error([&] { SafetensorsFile f(p); }, p, c.needle);
   }
@@ -294,9 +275,9 @@ TEST(SafetensorsSharded, SaveSplitsNamesAndIndexesLikeTransformers) {
   auto files = save_checkpoint(t, dir.path(), SaveCheckpointOptions().max_shard_size(250));
   // Name order: big (own shard, too large), w0 w1 | w2 w3 | w4.
   ASSERT_EQ(files.size(), 5u);
-  EXPECT_EQ(files[0].filename(), "model-00001-of-00004.safetensors");
-  EXPECT_EQ(files[3].filename(), "model-00004-of-00004.safetensors");
-  EXPECT_EQ(files[4].filename(), "model.safetensors.index.json");
+  EXPECT_EQ(fs::filename(files[0]), "model-00001-of-00004.safetensors");
+  EXPECT_EQ(fs::filename(files[3]), "model-00004-of-00004.safetensors");
+  EXPECT_EQ(fs::filename(files[4]), "model.safetensors.index.json");
   ShardIndex idx = read_index(files[4]);
   EXPECT_EQ(idx.total_size, 900u);
   EXPECT_EQ(idx.weight_map.at("big"), "model-00001-of-00004.safetensors");
@@ -307,14 +288,14 @@ TEST(SafetensorsSharded, SaveSplitsNamesAndIndexesLikeTransformers) {
 
   Checkpoint ck(dir.path());
   EXPECT_EQ(ck.files().size(), 5u);
-  EXPECT_EQ(ck.file_of("w3").filename(), "model-00003-of-00004.safetensors");
+  EXPECT_EQ(fs::filename(ck.file_of("w3")), "model-00003-of-00004.safetensors");
   for (const auto& [name, v] : t) EXPECT_TRUE(torch::equal(ck.tensor(name), v)) << name;
 
   // Saving again unsharded removes the old shards and the index.
   save_checkpoint(t, dir.path());
   int n = 0;
-  for (const auto& e : fs::directory_iterator(dir.path())) {
-    EXPECT_EQ(e.path().filename(), "model.safetensors");
+  for (const auto& e : fs::list_dir(dir.path())) {
+    EXPECT_EQ(e.name, "model.safetensors");
     ++n;
   }
   EXPECT_EQ(n, 1);
@@ -337,7 +318,7 @@ TEST(SafetensorsSharded, BrokenIndexesAreInputErrors) {
   TempDir dir;
   TensorMap t{{"a", torch::ones({4})}, {"b", torch::ones({4})}};
   save_checkpoint(t, dir.path(), SaveCheckpointOptions().max_shard_size(16));
-  const fs::path index = dir / "model.safetensors.index.json";
+  const Path index = dir / "model.safetensors.index.json";
   const std::string good = read_bytes(index);
 
   write_bytes(index, "{not json");
@@ -360,12 +341,12 @@ TEST(SafetensorsSharded, BrokenIndexesAreInputErrors) {
 // The C++ -> Python direction, when the reference venv exists (CI: skipped; the reference
 // script tools/reference/check_bert_reference.py covers it too).
 TEST(Safetensors, PythonReadsOurFile) {
-  const fs::path py = fs::path(ACCEL_SOURCE_DIR) / ".venv-ref" / "bin" / "python";
+  const Path py = Path(ACCEL_SOURCE_DIR) / ".venv-ref" / "bin" / "python";
   if (!fs::exists(py)) GTEST_SKIP() << "no " << py;
   TempDir dir;
   auto tensors = all_dtypes();
   save_file(tensors, dir / "ours.safetensors", {{"format", "pt"}});
-  const fs::path script = dir / "check.py";
+  const Path script = dir / "check.py";
   write_bytes(script, R"PY(
 import sys, torch
 from safetensors.torch import load_file

@@ -3,29 +3,30 @@
 // safetensors is rejected before any tensor is made.
 #include "accel/checkpoint/safetensors.h"
 #include "accel/core/error.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
 #include <unistd.h>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("accel_security_" + name + "_" + std::to_string(::getpid()));
+Path fresh_dir(const std::string& name) {
+  Path d = Path(fs::temp_directory()) / ("accel_security_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
 }
 
 // The start of a protocol-2 pickle that would call os.system("touch MARKER") if unpickled.
-std::string malicious_pickle(const fs::path& marker) {
+std::string malicious_pickle(const Path& marker) {
   return std::string(
              "\x80\x02"
              "cos\nsystem\n(V") +
@@ -46,7 +47,7 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(Security, AFolderWithOnlyAPickleIsRefusedNotRead) {
-  fs::path d = fresh_dir("pickle_folder");
+  Path d = fresh_dir("pickle_folder");
   std::ofstream(d / "pytorch_model.bin", std::ios::binary) << malicious_pickle(d / "MARKER");
   const std::string msg = error_of([&] { checkpoint::Checkpoint c(d); });
   EXPECT_NE(msg.find("pickle"), std::string::npos) << msg;
@@ -56,7 +57,7 @@ TEST(Security, AFolderWithOnlyAPickleIsRefusedNotRead) {
 }
 
 TEST(Security, APickleNamedAsSafetensorsIsRejectedAsMalformed) {
-  fs::path d = fresh_dir("pickle_named");
+  Path d = fresh_dir("pickle_named");
   std::ofstream(d / "model.safetensors", std::ios::binary) << malicious_pickle(d / "MARKER");
   const std::string via_folder = error_of([&] { checkpoint::Checkpoint c(d); });
   const std::string via_file = error_of([&] { checkpoint::load_file(d / "model.safetensors"); });

@@ -16,31 +16,27 @@
 
 #include "accel/core/error.h"
 #include "accel/datasets/sha256.h"
+#include "support/temp_dir.h"
 
 namespace accel::datasets {
 namespace {
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 
+// A fresh folder per test (accel::test::TempDir), removed at the end.
 struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("accel_imdb_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
+  accel::test::TempDir dir{"imdb"};
+  const Path& path = dir.path();
 };
 
-void write(const fs::path& p, const std::string& s) {
-  fs::create_directories(p.parent_path());
+void write(const Path& p, const std::string& s) {
+  fs::create_directories(p.parent());
   std::ofstream(p, std::ios::binary) << s;
 }
 
 /// A small aclImdb layout: train 3 neg + 2 pos (+ unsup), test 1 + 1.
-void make_imdb(const fs::path& root) {
+void make_imdb(const Path& root) {
   write(root / "train/neg/10_2.txt", "neg ten");
   write(root / "train/neg/2_1.txt", "neg two");
   write(root / "train/neg/2_3.txt", "neg two b");
@@ -56,9 +52,9 @@ TEST(ImdbReader, OrderSubsetsAndSplits) {
   make_imdb(t.path / "aclImdb");
   auto files = list_imdb_files(t.path / "aclImdb/train/neg");
   ASSERT_EQ(files.size(), 3u);
-  EXPECT_EQ(files[0].filename(), "2_1.txt");
-  EXPECT_EQ(files[1].filename(), "2_3.txt");
-  EXPECT_EQ(files[2].filename(), "10_2.txt");  // numeric, not lexicographic
+  EXPECT_EQ(fs::filename(files[0]), "2_1.txt");
+  EXPECT_EQ(fs::filename(files[1]), "2_3.txt");
+  EXPECT_EQ(fs::filename(files[2]), "10_2.txt");  // numeric, not lexicographic
 
   auto train = load_imdb(t.path / "aclImdb");
   EXPECT_EQ(train.texts, (std::vector<std::string>{"neg two", "pos one", "neg two b", "pos seven", "neg ten"}));
@@ -91,7 +87,7 @@ TEST(ImdbLocation, Precedence) {
   make_imdb(t.path / "xdg/accel/datasets/imdb/aclImdb");
   make_imdb(t.path / "tree/shared/data/imdb/aclImdb");
   fs::create_directories(t.path / "tree/a/b/c");
-  const std::vector<fs::path> roots = {t.path / "tree/a/b/c"};
+  const std::vector<std::string> roots = {t.path / "tree/a/b/c"};
   EnvMap env = {{"ACCEL_DATA_DIR", (t.path / "env").string()}, {"XDG_CACHE_HOME", (t.path / "xdg").string()}};
   auto opts = ImdbLocationOptions().search_roots(roots).allow_download(false);
 
@@ -107,11 +103,11 @@ TEST(ImdbLocation, Precedence) {
   env["XDG_CACHE_HOME"] = (t.path / "nothing").string();
   l = resolve_imdb_dir(opts, env);
   EXPECT_EQ(l.source, "local copy");
-  EXPECT_EQ(fs::weakly_canonical(l.dir), fs::weakly_canonical(t.path / "tree/shared/data/imdb/aclImdb"));
+  EXPECT_EQ(fs::canonical_or_self(l.dir), fs::canonical_or_self(t.path / "tree/shared/data/imdb/aclImdb"));
 
-  EXPECT_EQ(default_imdb_cache_dir({{"HOME", "/home/u"}}), fs::path("/home/u/.cache/accel/datasets/imdb"));
+  EXPECT_EQ(default_imdb_cache_dir({{"HOME", "/home/u"}}), Path("/home/u/.cache/accel/datasets/imdb"));
   try {
-    resolve_imdb_dir(ImdbLocationOptions(opts).search_roots(std::vector<fs::path>{}), env);
+    resolve_imdb_dir(ImdbLocationOptions(opts).search_roots(std::vector<std::string>{}), env);
     FAIL();
   } catch (const accel::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("HINT"), std::string::npos) << e.what();
@@ -188,9 +184,9 @@ class LocalHttpServer {
   std::thread thread_;
 };
 
-std::string make_archive(const fs::path& work) {
+std::string make_archive(const Path& work) {
   make_imdb(work / "src/aclImdb");
-  const fs::path tgz = work / "aclImdb_v1.tar.gz";
+  const Path tgz = work / "aclImdb_v1.tar.gz";
   const std::string cmd = "tar -czf '" + tgz.string() + "' -C '" + (work / "src").string() + "' aclImdb";
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("tar failed: " + cmd);
   std::ifstream in(tgz, std::ios::binary);
@@ -199,9 +195,9 @@ std::string make_archive(const fs::path& work) {
   return ss.str();
 }
 
-bool only_aclimdb_left(const fs::path& cache) {
-  for (const auto& e : fs::directory_iterator(cache)) {
-    if (e.path().filename() != "aclImdb") return false;
+bool only_aclimdb_left(const Path& cache) {
+  for (const auto& e : fs::list_dir(cache)) {
+    if (e.name != "aclImdb") return false;
   }
   return true;
 }
@@ -210,11 +206,11 @@ TEST(ImdbDownload, FromLocalServerVerifiedAndExtractedAtomically) {
   TempDir t;
   const std::string archive = make_archive(t.path);
   LocalHttpServer server(archive);
-  const fs::path cache = t.path / "cache";
+  const Path cache = t.path / "cache";
   int64_t last_progress = -1;
   auto opts = ImdbLocationOptions()
                   .cache_dir(cache.string())
-                  .search_roots(std::vector<fs::path>{})
+                  .search_roots(std::vector<std::string>{})
                   .url(server.url("/aclImdb_v1.tar.gz"))
                   .sha256(sha256_hex(archive))
                   .on_progress([&](int64_t done, int64_t) { last_progress = done; });
@@ -234,7 +230,7 @@ TEST(ImdbDownload, ChecksumMismatchAndHttpErrorsLeaveNothingBehind) {
   TempDir t;
   const std::string archive = make_archive(t.path);
   LocalHttpServer server(archive);
-  const fs::path cache = t.path / "cache";
+  const Path cache = t.path / "cache";
   try {
     download_imdb(server.url("/aclImdb_v1.tar.gz"), std::string(64, '0'), cache);
     FAIL() << "expected a checksum error";
@@ -242,14 +238,14 @@ TEST(ImdbDownload, ChecksumMismatchAndHttpErrorsLeaveNothingBehind) {
     EXPECT_NE(std::string(e.what()).find("checksum mismatch"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find(sha256_hex(archive)), std::string::npos) << e.what();
   }
-  EXPECT_TRUE(fs::is_empty(cache));
+  EXPECT_TRUE(fs::list_dir(cache).empty());
   try {
     download_imdb(server.url("/missing.tar.gz"), sha256_hex(archive), cache);
     FAIL() << "expected an HTTP error";
   } catch (const accel::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("404"), std::string::npos) << e.what();
   }
-  EXPECT_TRUE(fs::is_empty(cache));
+  EXPECT_TRUE(fs::list_dir(cache).empty());
   // Not a tar.gz at all (checksum matches the bytes served).
   LocalHttpServer junk("this is not an archive");
   try {
@@ -258,7 +254,7 @@ TEST(ImdbDownload, ChecksumMismatchAndHttpErrorsLeaveNothingBehind) {
   } catch (const accel::InputError& e) {
     EXPECT_NE(std::string(e.what()).find("tar -xzf"), std::string::npos) << e.what();
   }
-  EXPECT_TRUE(fs::is_empty(cache));
+  EXPECT_TRUE(fs::list_dir(cache).empty());
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // SHA-256 against the FIPS 180-4 / NIST example vectors, incremental and one-shot.
 #include "accel/datasets/sha256.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
@@ -36,10 +36,11 @@ TEST(Sha256, IncrementalEqualsOneShotAtEveryBoundary) {
 }
 
 TEST(Sha256, File) {
-  auto p = std::filesystem::temp_directory_path() / ("accel_sha_" + std::to_string(::getpid()));
-  { std::ofstream(p, std::ios::binary) << "abc"; }
+  accel::test::TempDir dir("sha");
+  const std::string p = dir / "abc.txt";
+  accel::fs::write_file(p, "abc");
   EXPECT_EQ(sha256_file(p), sha256_hex("abc"));
-  std::filesystem::remove(p);
+  accel::fs::remove(p);
   EXPECT_THROW(sha256_file(p), accel::InputError);
 }
 

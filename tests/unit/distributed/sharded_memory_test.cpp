@@ -38,7 +38,7 @@ TORCH_MODULE(WideBlock);
 // Four units of 512 x 509 + 509 parameters each (1,044,468 in all; no parameter outside a unit).
 struct StackImpl : torch::nn::Module {
   StackImpl() {
-    for (int i = 0; i < 4; ++i) blocks.push_back(register_module("b" + std::to_string(i), WideBlock(512)));
+    for (const char* name : {"b0", "b1", "b2", "b3"}) blocks.push_back(register_module(name, WideBlock(512)));
   }
   torch::Tensor forward(torch::Tensor x) {
     for (auto& b : blocks) x = b(x);

@@ -12,6 +12,7 @@
 
 #include "support/compare.h"
 #include "support/multiprocess.h"
+#include "support/temp_dir.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -23,11 +24,11 @@
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel;
 using accel::testing::describe;
 using accel::testing::run_ranks;
@@ -349,7 +350,7 @@ namespace {
 // and one more step on the same global batch must reach next (rtol 1e-5: other batch splits).
 void reshard_phase() {
   const std::string phase = env_or("PHASE", "save");
-  const fs::path dir = env_or("DIR", "/tmp");
+  const Path dir = env_or("DIR", "/tmp");
   Config c;
   c.strategy = env_or("STRATEGY", "FULL_SHARD");
   c.model = "mlp";
@@ -407,8 +408,8 @@ void reshard_phase() {
   }
 }
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("accel_sharded_" + name + "_" + std::to_string(::getpid()));
+Path fresh_dir(const std::string& name) {
+  Path d = Path(fs::temp_directory()) / ("accel_sharded_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -421,7 +422,7 @@ TEST(DISABLED_ShardWorker, Reshard) {
 }
 
 TEST(Sharded, CheckpointSavedOn4LoadsOn2And1AndIntoDdp) {
-  const fs::path d = fresh_dir("reshard");
+  const Path d = fresh_dir("reshard");
   expect_all_ranks_pass(run_ranks(4, "DISABLED_ShardWorker.Reshard", {{"PHASE", "save"}, {"DIR", d.string()}}, 200));
   EXPECT_TRUE(fs::exists(d / "ckpt" / "model.shards.json"));
   EXPECT_TRUE(fs::exists(d / "ckpt" / "model_shard_3.safetensors"));
@@ -432,8 +433,8 @@ TEST(Sharded, CheckpointSavedOn4LoadsOn2And1AndIntoDdp) {
   expect_all_ranks_pass(run_ranks(2, "DISABLED_ShardWorker.Reshard",
                                   {{"PHASE", "load"}, {"DIR", d.string()}, {"STRATEGY", "NO_SHARD"}}, 200));
   // A truncated shard: an error naming the file, and nothing changes.
-  const fs::path shard = d / "ckpt" / "model_shard_1.safetensors";
-  fs::resize_file(shard, fs::file_size(shard) - 7);
+  const Path shard = d / "ckpt" / "model_shard_1.safetensors";
+  ASSERT_TRUE(accel::test::truncate_file(shard, fs::file_size(shard) - 7));
   expect_all_ranks_pass(run_ranks(1, "DISABLED_ShardWorker.Reshard", {{"PHASE", "truncated"}, {"DIR", d.string()}}, 200));
   fs::remove_all(d);
 }

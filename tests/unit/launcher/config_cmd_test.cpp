@@ -6,6 +6,7 @@
 #include "accel/launcher/questionnaire.h"
 
 #include "accel/core/error.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -18,13 +19,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 using accel::launcher::ClusterConfig;
+using accel::test::Path;
 
 namespace {
 
@@ -42,7 +43,7 @@ std::string slurp(const std::string& path) {
 class TmpDir {
  public:
   TmpDir() {
-    std::string tmpl = (fs::temp_directory_path() / "accel_cfgcmd_XXXXXX").string();
+    std::string tmpl = (Path(fs::temp_directory()) / "accel_cfgcmd_XXXXXX").string();
     path_ = mkdtemp(tmpl.data());
   }
   ~TmpDir() {

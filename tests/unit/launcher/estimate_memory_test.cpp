@@ -5,14 +5,15 @@
 
 #include "accel/core/error.h"
 #include "accel/launcher/cli.h"
+#include "support/temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <fstream>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel::launcher;
 
 namespace {
@@ -45,7 +46,7 @@ TEST(EstimateMemory, ParameterCountsMatchTransformers) {
 }
 
 TEST(EstimateMemory, ReadsConfigJsonFileAndFolder) {
-  const std::string dir = (fs::temp_directory_path() / "accel_estimate_test").string();
+  const std::string dir = (Path(fs::temp_directory()) / "accel_estimate_test").string();
   fs::create_directories(dir);
   std::ofstream(dir + "/config.json")
       << R"({"model_type": "bert", "architectures": ["BertModel"], "hidden_size": 384, "intermediate_size": 1536,

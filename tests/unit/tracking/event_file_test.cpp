@@ -7,7 +7,6 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <string>
 
 namespace accel::tracking {
@@ -136,9 +135,9 @@ TEST(TensorBoardTracker, OwnRecordsDecode) {
   auto live = read_event_file(path);
   EXPECT_EQ(live.size(), 4u);
   tb.finish();
-  auto name = std::filesystem::path(path).filename().string();
+  auto name = accel::fs::filename(path);
   EXPECT_EQ(name.rfind("events.out.tfevents.", 0), 0u);
-  EXPECT_EQ(std::filesystem::path(path).parent_path(), tmp.path() / "run");
+  EXPECT_EQ(accel::fs::parent(path), (tmp.path() / "run").string());
 
   auto events = read_event_file(path);
   ASSERT_EQ(events.size(), 4u);

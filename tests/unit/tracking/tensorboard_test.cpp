@@ -9,19 +9,18 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 
 namespace accel::tracking {
 namespace {
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 
 const std::string kRefPython = ACCEL_SOURCE_DIR "/.venv-ref/bin/python";
 const std::string kReader = ACCEL_SOURCE_DIR "/tools/reference/read_tensorboard.py";
 
 // Runs the reference reader on `run_dir`; fails the test (never skips) without the venv.
-nlohmann::json read_with_tensorboard(const test::TempDir& tmp, const fs::path& run_dir) {
+nlohmann::json read_with_tensorboard(const test::TempDir& tmp, const std::string& run_dir) {
   if (!fs::exists(kRefPython)) {
     ADD_FAILURE() << "The reference Python venv is missing (" << kRefPython
                   << "). Run scripts/setup-reference.sh to create it; this test checks accel's "
@@ -30,8 +29,8 @@ nlohmann::json read_with_tensorboard(const test::TempDir& tmp, const fs::path& r
   }
   auto out = tmp.path() / "tb.json";
   auto err = tmp.path() / "tb.err";
-  std::string cmd = "'" + kRefPython + "' '" + kReader + "' '" + run_dir.string() + "' --out '" +
-                    out.string() + "' 2> '" + err.string() + "'";
+  std::string cmd = "'" + kRefPython + "' '" + kReader + "' '" + run_dir + "' --out '" + out.string() +
+                    "' 2> '" + err.string() + "'";
   int rc = std::system(cmd.c_str());
   if (rc != 0) {
     ADD_FAILURE() << "read_tensorboard.py failed (status " << rc << "):\n" << cmd << "\n"

@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,7 +15,7 @@
 namespace accel::tracking {
 namespace {
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
 using test::read_file;
 using test::TempDir;
 
@@ -202,7 +201,7 @@ TEST(Trackers, FactoryNames) {
   EXPECT_THROW(make_tracker("all", tmp.str()), accel::Error);
   EXPECT_THROW(Trackers(true, {"tensorbord"}, tmp.str()), accel::Error);
   // Constructing trackers creates nothing.
-  EXPECT_TRUE(fs::is_empty(tmp.path()));
+  EXPECT_TRUE(fs::list_dir(tmp.path()).empty());
 }
 
 TEST(Trackers, MainProcessWritesAll) {
@@ -214,9 +213,7 @@ TEST(Trackers, MainProcessWritesAll) {
   t.end();
   t.end();  // idempotent
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(tmp.path() / "exp")) {
-    names.push_back(e.path().filename().string());
-  }
+  for (const auto& e : fs::list_dir(tmp.path() / "exp")) names.push_back(e.name);
   std::sort(names.begin(), names.end());
   ASSERT_EQ(names.size(), 4u);
   EXPECT_EQ(names[0], "config.json");
@@ -238,7 +235,7 @@ TEST(Trackers, NonMainRankWritesNothing) {
     t.end();
   }
   EXPECT_FALSE(fs::exists(dir));
-  EXPECT_TRUE(fs::is_empty(tmp.path()));
+  EXPECT_TRUE(fs::list_dir(tmp.path()).empty());
 }
 
 // A user tracker recording its calls; optionally one that runs on every rank.

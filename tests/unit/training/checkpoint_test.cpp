@@ -7,6 +7,7 @@
 
 #include "support/compare.h"
 #include "support/multiprocess.h"
+#include "support/temp_dir.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
@@ -18,10 +19,10 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 
-namespace fs = std::filesystem;
+namespace fs = accel::fs;
+using accel::test::Path;
 using namespace accel;
 using accel::testing::describe;
 using accel::testing::run_ranks;
@@ -72,8 +73,8 @@ std::string env_or(const char* k, const char* d) {
   return v ? v : d;
 }
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("accel_ckpt_" + name + "_" + std::to_string(::getpid()));
+Path fresh_dir(const std::string& name) {
+  Path d = Path(fs::temp_directory()) / ("accel_ckpt_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   return d;
@@ -86,7 +87,7 @@ fs::path fresh_dir(const std::string& name) {
 template <typename Net>
 void run_training(Accelerator& acc, Net net) {
   const std::string mode = env_or("MODE", "straight");
-  const fs::path dir = env_or("DIR", "/tmp");
+  const Path dir = env_or("DIR", "/tmp");
   const std::string out = env_or("OUT", "/tmp/out");
   const int kill_at = std::atoi(env_or("KILL_AT", "13").c_str());
   auto model = acc.prepare(net);
@@ -136,7 +137,7 @@ void training_run() {
   }
 }
 
-std::string slurp(const fs::path& p) {
+std::string slurp(const Path& p) {
   std::ifstream in(p);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -144,7 +145,7 @@ std::string slurp(const fs::path& p) {
 }
 
 void check_resume(int world, const std::string& prec, const std::string& sharding = "") {
-  fs::path d = fresh_dir("resume_" + prec + std::to_string(world) + sharding);
+  Path d = fresh_dir("resume_" + prec + std::to_string(world) + sharding);
   auto run = [&](const std::string& mode, const std::string& out) {
     return run_ranks(world, "DISABLED_CkptWorker.Train",
                      {{"MODE", mode},
@@ -159,7 +160,7 @@ void check_resume(int world, const std::string& prec, const std::string& shardin
   for (auto& r : first) ASSERT_EQ(r.exit_code, 128 + SIGKILL) << describe(first);
   // The killed run logged 13 losses; the resumed one continues after step 10: keep the first 10.
   for (int r = 0; r < world; ++r) {
-    fs::path f = d / ("resumed.rank" + std::to_string(r) + ".txt");
+    Path f = d / ("resumed.rank" + std::to_string(r) + ".txt");
     std::string text = slurp(f), kept;
     int lines = 0;
     for (char c : text) {
@@ -245,7 +246,7 @@ struct Fixture {
 }  // namespace
 
 TEST(Checkpoint, RoundTripRestoresEverything) {
-  fs::path d = fresh_dir("roundtrip");
+  Path d = fresh_dir("roundtrip");
   Fixture a;
   a.train(5);  // exactly one epoch (40 samples / batch 8)
   a.acc->save_state((d / "s").string());
@@ -271,7 +272,7 @@ TEST(Checkpoint, RoundTripRestoresEverything) {
 }
 
 TEST(Checkpoint, TotalLimitKeepsTheLastTwoAndIterationSurvivesResume) {
-  fs::path d = fresh_dir("limit");
+  Path d = fresh_dir("limit");
   auto opts = AcceleratorOptions().project(
       ProjectOptions().project_dir(d.string()).automatic_checkpoint_naming(true).total_limit(2));
   {
@@ -282,8 +283,8 @@ TEST(Checkpoint, TotalLimitKeepsTheLastTwoAndIterationSurvivesResume) {
     }
     auto all = checkpoint::list_checkpoints(d / "checkpoints");
     ASSERT_EQ(all.size(), 2u);
-    EXPECT_EQ(all[0].filename(), "checkpoint_2");
-    EXPECT_EQ(all[1].filename(), "checkpoint_3");
+    EXPECT_EQ(fs::filename(all[0]), "checkpoint_2");
+    EXPECT_EQ(fs::filename(all[1]), "checkpoint_3");
   }
   Fixture g(opts);
   g.acc->load_state();  // the latest
@@ -292,13 +293,13 @@ TEST(Checkpoint, TotalLimitKeepsTheLastTwoAndIterationSurvivesResume) {
   g.acc->save_state();  // checkpoint_4, not a clash with checkpoint_0 (Accelerate's bug)
   auto all = checkpoint::list_checkpoints(d / "checkpoints");
   ASSERT_EQ(all.size(), 2u);
-  EXPECT_EQ(all[1].filename(), "checkpoint_4");
+  EXPECT_EQ(fs::filename(all[1]), "checkpoint_4");
   fs::remove_all(d);
 }
 
 namespace {
 
-void expect_load_error(Fixture& f, const fs::path& dir, const std::string& needle) {
+void expect_load_error(Fixture& f, const Path& dir, const std::string& needle) {
   auto before = f.weights();
   try {
     f.acc->load_state(dir.string());
@@ -314,17 +315,18 @@ void expect_load_error(Fixture& f, const fs::path& dir, const std::string& needl
 }  // namespace
 
 TEST(Checkpoint, TruncatedOrTamperedFilesAreNamedAndNothingLoads) {
-  fs::path d = fresh_dir("tamper");
+  Path d = fresh_dir("tamper");
   Fixture a;
   a.train(3);
   a.acc->save_state((d / "s").string());
   Fixture b;
   // Truncated weights.
-  fs::copy(d / "s", d / "t", fs::copy_options::recursive);
-  fs::resize_file(d / "t" / "model.safetensors", fs::file_size(d / "t" / "model.safetensors") - 10);
+  accel::test::copy_tree(d / "s", d / "t");
+  accel::test::truncate_file(d / "t" / "model.safetensors",
+                             fs::file_size(d / "t" / "model.safetensors") - 10);
   expect_load_error(b, d / "t", "model.safetensors");
   // One flipped byte in the optimizer state.
-  fs::copy(d / "s", d / "u", fs::copy_options::recursive);
+  accel::test::copy_tree(d / "s", d / "u");
   {
     std::fstream f(d / "u" / "optimizer.safetensors", std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(-5, std::ios::end);
@@ -332,7 +334,7 @@ TEST(Checkpoint, TruncatedOrTamperedFilesAreNamedAndNothingLoads) {
   }
   expect_load_error(b, d / "u", "optimizer.safetensors");
   // A manifest naming a file outside the folder.
-  fs::copy(d / "s", d / "v", fs::copy_options::recursive);
+  accel::test::copy_tree(d / "s", d / "v");
   {
     auto m = nlohmann::json::parse(slurp(d / "v" / checkpoint::kManifestName));
     m["files"]["../escape"] = {{"size", 1}, {"checksum", "0"}};
@@ -340,13 +342,13 @@ TEST(Checkpoint, TruncatedOrTamperedFilesAreNamedAndNothingLoads) {
   }
   expect_load_error(b, d / "v", "../escape");
   // A member replaced by a link to a file outside the folder (same bytes, so the checksum holds).
-  fs::copy(d / "s", d / "v2", fs::copy_options::recursive);
+  accel::test::copy_tree(d / "s", d / "v2");
   fs::copy_file(d / "v2" / "model.safetensors", d / "outside.safetensors");
   fs::remove(d / "v2" / "model.safetensors");
-  fs::create_symlink(d / "outside.safetensors", d / "v2" / "model.safetensors");
+  accel::test::make_symlink(d / "outside.safetensors", d / "v2" / "model.safetensors");
   expect_load_error(b, d / "v2", "symbolic link");
   // No manifest: an interrupted save.
-  fs::copy(d / "s", d / "w", fs::copy_options::recursive);
+  accel::test::copy_tree(d / "s", d / "w");
   fs::remove(d / "w" / checkpoint::kManifestName);
   expect_load_error(b, d / "w", "not a complete accel checkpoint");
   // The intact one still loads.
@@ -356,7 +358,7 @@ TEST(Checkpoint, TruncatedOrTamperedFilesAreNamedAndNothingLoads) {
 }
 
 TEST(DISABLED_CkptWorker, SaveThenCrash) {
-  const fs::path dir = env_or("DIR", "/tmp");
+  const Path dir = env_or("DIR", "/tmp");
   Fixture f(AcceleratorOptions().mixed_precision(env_or("PREC", "no")));
   f.train(3);
   const char* fault = std::getenv("ACCEL_FAULT_SAVE");
@@ -378,7 +380,7 @@ TEST(Checkpoint, KillDuringSaveLeavesThePreviousCheckpointLoadable) {
                                           "random_states_0.safetensors",
                                           "accel_state.json"};
   for (const auto& file : files) {
-    fs::path d = fresh_dir("fault");
+    Path d = fresh_dir("fault");
     auto res = run_ranks(1, "DISABLED_CkptWorker.SaveThenCrash",
                          {{"DIR", d.string()}, {"PREC", "fp16"}, {"ACCEL_FAULT_SAVE", file}});
     ASSERT_EQ(res[0].exit_code, 128 + SIGKILL) << file << "\n" << describe(res);
@@ -392,11 +394,11 @@ TEST(Checkpoint, KillDuringSaveLeavesThePreviousCheckpointLoadable) {
 TEST(DISABLED_CkptWorker, SaveTwoRanks) {
   Fixture f(AcceleratorOptions(), current_environment());
   f.train(2);  // mid-epoch: 40 samples / (8 x 2 ranks) = 3 batches per epoch
-  f.acc->save_state((fs::path(env_or("DIR", "/tmp")) / "ckpt").string());
+  f.acc->save_state((Path(env_or("DIR", "/tmp")) / "ckpt").string());
 }
 
 TEST(Checkpoint, OtherWorldSizeLoadsWeightsAndReportsTheDataPosition) {
-  fs::path d = fresh_dir("world");
+  Path d = fresh_dir("world");
   auto res = run_ranks(2, "DISABLED_CkptWorker.SaveTwoRanks", {{"DIR", d.string()}});
   for (auto& r : res) ASSERT_EQ(r.exit_code, 0) << describe(res);
   auto saved = checkpoint::load_file(d / "ckpt" / "model.safetensors");
