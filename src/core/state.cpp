@@ -4,13 +4,11 @@
 
 #include <torch/cuda.h>
 
-#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
-#include <thread>
 
 namespace accel {
 
@@ -83,11 +81,6 @@ const CpuInfo& cpu_info() {
     return parse_cpuinfo(text.str());
   }();
   return info;
-}
-
-int physical_core_count() {
-  if (cpu_info().physical_cores > 0) return cpu_info().physical_cores;
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 bool cpu_has_native_bf16(const CpuInfo& info) {

@@ -51,9 +51,6 @@ CpuInfo parse_cpuinfo(const std::string& text);
 /// This machine's CpuInfo, read from /proc/cpuinfo once (all fields empty where it cannot be read).
 const CpuInfo& cpu_info();
 
-/// Physical cores of this machine (cpu_info(); falls back to logical cores).
-int physical_core_count();
-
 /// Whether the CPU has native bf16 matrix instructions (x86 avx512_bf16 / amx_bf16, or Arm
 /// bf16). Without them LibTorch's bf16 matmuls and convolutions on the CPU run several times
 /// slower than fp32.
