@@ -170,6 +170,9 @@ void Accelerator::log_sharding() const {
   }
   logger().info("sharded data parallel (", sh.source.empty() ? "options" : sh.source, "): ", honoured);
   if (!ignored.empty()) logger().warning("sharding settings accel cannot honour, ignored: ", ignored);
+  if (sh.offload_params && state_.device.is_cpu())
+    logger().info("offload_params=true: the device is the CPU, so master shards and optimizer states are "
+                  "already in CPU memory (nothing to move).");
 }
 
 void Accelerator::set_gradient_accumulation_steps(int64_t steps) {
