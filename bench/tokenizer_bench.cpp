@@ -7,7 +7,7 @@
 // --threads: comma-separated thread counts (0 = all cores); --json prints one JSON line per count.
 // Compare with Hugging Face tokenizers (same texts, same settings), 3 alternating runs, medians and
 // ratios:
-//   /work/main/.venv-ref/bin/python bench/tokenizer_bench_hf.py --compare build/bin/bench_tokenizer_bench
+//   .venv-ref/bin/python bench/tokenizer_bench_hf.py --compare build/bin/bench_tokenizer_bench
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

@@ -1,10 +1,12 @@
 # Helpers shared by src/, tests/, examples/ and bench/.
 #
-# accel_area(NAME SOURCES... [TORCH] [DEPS ...])
-#   An OBJECT library `accel_<NAME>` for one layer of the library. TORCH: the layer uses LibTorch
-#   and gets the precompiled torch header. All areas are linked into the one shared library `accel`.
-# accel_test_binary(NAME DIR LABELS ... LIBS ...)
-#   One GoogleTest binary from every *_test.cpp under DIR, registered with CTest by discovery.
+# accel_area(NAME [TORCH] [STATIC|SHARED] SOURCES ... [DEPS ...])
+#   The library `accel_<NAME>` of one layer. By default an OBJECT library whose objects go into
+#   the shared library `accel`; STATIC or SHARED: a library of its own beside it, which links
+#   `accel`. TORCH: the layer uses LibTorch and gets the precompiled torch header. DEPS are
+#   linked PUBLIC for OBJECT layers (libaccel links their objects), PRIVATE otherwise.
+# accel_apply_pch(TARGET)
+#   Reuse the precompiled torch header (ACCEL_USE_PCH).
 
 set(ACCEL_INCLUDE_DIR ${PROJECT_SOURCE_DIR}/include)
 
@@ -23,11 +25,17 @@ function(accel_apply_pch target)
 endfunction()
 
 function(accel_area name)
-  cmake_parse_arguments(A "TORCH" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(A "TORCH;STATIC;SHARED" "" "SOURCES;DEPS" ${ARGN})
   if(NOT A_SOURCES)
     return()  # a layer with no sources yet
   endif()
-  add_library(accel_${name} OBJECT ${A_SOURCES})
+  set(kind OBJECT)
+  if(A_STATIC)
+    set(kind STATIC)
+  elseif(A_SHARED)
+    set(kind SHARED)
+  endif()
+  add_library(accel_${name} ${kind} ${A_SOURCES})
   target_include_directories(accel_${name} PUBLIC
     $<BUILD_INTERFACE:${ACCEL_INCLUDE_DIR}> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   foreach(w IN LISTS ACCEL_WARNINGS)
@@ -42,14 +50,14 @@ function(accel_area name)
     set_target_properties(accel_${name} PROPERTIES CUDA_STANDARD 20 CUDA_STANDARD_REQUIRED ON
                           CUDA_ARCHITECTURES "${ACCEL_CUDA_ARCHITECTURES}")
   endif()
-  target_link_libraries(accel_${name} PUBLIC Threads::Threads ${A_DEPS})
+  if(kind STREQUAL "OBJECT")
+    target_link_libraries(accel_${name} PUBLIC Threads::Threads ${A_DEPS})
+    set_property(GLOBAL APPEND PROPERTY ACCEL_AREAS accel_${name})
+  else()
+    target_link_libraries(accel_${name} PUBLIC accel PRIVATE ${A_DEPS})
+  endif()
   if(A_TORCH)
     target_link_libraries(accel_${name} PUBLIC torch)
     accel_apply_pch(accel_${name})
   endif()
-  set_property(GLOBAL APPEND PROPERTY ACCEL_AREAS accel_${name})
 endfunction()
-
-find_package(GTest REQUIRED)
-include(GoogleTest)
-

@@ -9,6 +9,7 @@
 #   Torch_DIR        use your own libtorch 2.x instead of the venv's torch (skips the torch wheel)
 #   ACCEL_BUILD_DIR  build folder (default: build)
 #   ACCEL_BUILD_TYPE CMake build type (default: Release)
+#   ACCEL_BUILD_TARGETS  build only these CMake targets (space-separated; default: everything)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -61,5 +62,11 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
     -DACCEL_PYTHON="$venv/bin/python" \
     ${ACCEL_CMAKE_ARGS:-}
 fi
-say "building (this takes a few minutes the first time)"
-cmake --build "$build" -j"$(nproc)"
+if [ -n "${ACCEL_BUILD_TARGETS:-}" ]; then
+  say "building ${ACCEL_BUILD_TARGETS} (this takes a few minutes the first time)"
+  # shellcheck disable=SC2086  # a list of target names
+  cmake --build "$build" -j"$(nproc)" --target ${ACCEL_BUILD_TARGETS}
+else
+  say "building everything (this takes a few minutes the first time)"
+  cmake --build "$build" -j"$(nproc)"
+fi

@@ -9,6 +9,7 @@
 #include "accel/core/env.h"
 #include "accel/core/error.h"
 #include "accel/core/strings.h"
+#include "accel/core/state.h"
 #include "accel/datasets/imdb.h"
 #include "accel/precision/cpu_compute.h"
 #include "accel/text/tokenizer.h"
@@ -61,44 +62,22 @@ void synchronize(const std::string& device) {
   if (is_cuda_device(device)) torch::cuda::synchronize();
 }
 
-std::string cpu_model_name() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      auto p = line.find(':');
-      if (p != std::string::npos) return line.substr(p + 2);
-    }
-  }
-  return "cpu";
-}
-
-bool cpu_has_flag(const std::string& flag) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) == 0) {
-      std::istringstream words(line.substr(line.find(':') + 1));
-      std::string w;
-      while (words >> w)
-        if (w == flag) return true;
-      return false;
-    }
-  }
-  return false;
-}
-
 // Whether the CPU has instructions for `precision` (informative: torch emulates otherwise).
 std::string cpu_support_note(const std::string& precision) {
+  const auto& flags = cpu_info().flags;
   if (precision == "bf16") {
-    if (cpu_has_flag("amx_bf16")) return "native (AMX-BF16)";
-    if (cpu_has_flag("avx512_bf16")) return "native (AVX512-BF16)";
-    return "emulated: this CPU has no AVX512-BF16/AMX-BF16; bf16 matmuls run on slower fallback kernels";
+    if (flags.count("amx_bf16")) return "native (AMX-BF16)";
+    if (flags.count("avx512_bf16")) return "native (AVX512-BF16)";
+    if (cpu_has_native_bf16()) return "native (BF16)";
+    return "emulated: this CPU has no AVX512-BF16/AMX-BF16; torch's bf16 matmuls and convolutions run on "
+           "slower fallback kernels";
   }
   if (precision == "fp16") {
-    if (cpu_has_flag("amx_fp16")) return "native (AMX-FP16)";
-    if (cpu_has_flag("avx512_fp16")) return "native (AVX512-FP16)";
-    return "emulated: this CPU has no AVX512-FP16/AMX-FP16; fp16 matmuls run on slower fallback kernels";
+    if (flags.count("amx_fp16")) return "native (AMX-FP16)";
+    if (flags.count("avx512_fp16")) return "native (AVX512-FP16)";
+    if (cpu_has_native_fp16()) return "native (FP16)";
+    return "emulated: this CPU has no AVX512-FP16/AMX-FP16; torch's fp16 matmuls and convolutions run on "
+           "slower fallback kernels";
   }
   return "";
 }
@@ -536,7 +515,7 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
         cpu_autocast_compute(precision == "bf16" ? torch::kBFloat16 : torch::kHalf) ==
             CpuAutocastCompute::kFp32) {
       r.support_note +=
-          "; accel runs autocast linear/attention with fp32 compute "
+          "; accel runs autocast linear, attention and convolutions with fp32 compute "
           "(ACCEL_CPU_AUTOCAST_COMPUTE=native for torch's kernels)";
     }
     torch::manual_seed(o.seed());
@@ -677,7 +656,8 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
   rep.warmup = o.warmup();
   rep.num_threads = torch::get_num_threads();
   rep.device = device;
-  rep.device_name = is_cuda_device(device) ? "CUDA GPU" : cpu_model_name();
+  rep.device_name = is_cuda_device(device) ? "CUDA GPU" : cpu_info().model_name;
+  if (rep.device_name.empty()) rep.device_name = "cpu";
   rep.data = o.data();
   rep.speed_options = speed_option_names(o);
   rep.torch_version = TORCH_VERSION;

@@ -2,6 +2,7 @@
 // in use, for bug reports (like `accelerate env`). The one launcher file that includes torch.
 #include "accel/launcher/cli.h"
 #include "accel/core/fs.h"
+#include "accel/core/state.h"
 #include "accel/core/strings.h"
 #include "accel/launcher/config_file.h"
 #include "accel/launcher/launch.h"
@@ -17,7 +18,6 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
-#include <set>
 #include <sstream>
 
 namespace accel::launcher {
@@ -70,24 +70,14 @@ std::string yes_no(bool b) {
 }
 
 std::string cpu_summary() {
-  const std::string info = read_file("/proc/cpuinfo");
-  std::string model = proc_field(info, "model name");
-  if (model.empty()) model = proc_field(info, "Model");  // ARM
-  if (model.empty()) model = "unknown";
-  // Physical cores: distinct (physical id, core id) pairs.
-  std::set<std::pair<std::string, std::string>> cores;
-  std::istringstream in(info);
-  std::string line, phys = "0";
-  while (std::getline(in, line)) {
-    if (line.rfind("physical id", 0) == 0) phys = proc_field(line, "physical id");
-    if (line.rfind("core id", 0) == 0) cores.insert({phys, proc_field(line, "core id")});
-  }
+  const CpuInfo& info = cpu_info();
+  const std::string model = info.model_name.empty() ? "unknown" : info.model_name;
   cpu_set_t set;
   CPU_ZERO(&set);
   int usable = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : -1;
   std::ostringstream os;
   os << model << " (" << sysconf(_SC_NPROCESSORS_ONLN) << " logical CPUs online";
-  if (!cores.empty()) os << ", " << cores.size() << " physical cores";
+  if (info.physical_cores > 0) os << ", " << info.physical_cores << " physical cores";
   if (usable > 0) os << ", " << usable << " usable by this process (nproc)";
   os << ")";
   return os.str();

@@ -1,5 +1,6 @@
 #include "accel/precision/attention.h"
 
+#include "accel/core/error.h"
 #include "accel/core/hash.h"
 
 #include <ATen/ATen.h>
@@ -13,7 +14,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -24,11 +24,9 @@ namespace {
 
 std::atomic<int64_t> g_calls{0};
 
+// Starts from ACCEL_CPU_ATTENTION in the process environment (read through current_environment()).
 std::atomic<bool>& enabled_flag() {
-  static std::atomic<bool> on{[] {
-    const char* v = std::getenv("ACCEL_CPU_ATTENTION");
-    return !(v && std::string(v) == "torch");
-  }()};
+  static std::atomic<bool> on{resolve_cpu_memory_efficient_attention(current_environment())};
   return on;
 }
 
@@ -241,6 +239,15 @@ bool cpu_attention_eligible(const at::Tensor& q, const at::Tensor& k, const at::
   return true;
 }
 }  // namespace detail
+
+bool resolve_cpu_memory_efficient_attention(const EnvMap& env) {
+  const auto it = env.find("ACCEL_CPU_ATTENTION");
+  if (it == env.end() || it->second.empty() || it->second == "accel") return true;
+  if (it->second == "torch") return false;
+  throw InputError(c10::str("ACCEL_CPU_ATTENTION='", it->second,
+                            "' is not a choice; use accel (accel's memory-efficient CPU attention for "
+                            "training, the default) or torch (torch's kernel)."));
+}
 
 bool cpu_memory_efficient_attention() {
   return enabled_flag().load();

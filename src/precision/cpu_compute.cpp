@@ -9,12 +9,15 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
-#include <fstream>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace accel {
 namespace {
@@ -181,6 +184,202 @@ at::Tensor autocast_sdpa(const at::Tensor& query, const at::Tensor& key, const a
       .to(st.dt);
 }
 
+// ---- convolutions ---------------------------------------------------------------------------
+
+// at::convolution's arguments besides the tensors, each list expanded to one entry per spatial
+// dimension.
+struct ConvSpec {
+  std::vector<int64_t> stride, padding, dilation, output_padding;
+  bool transposed = false;
+  int64_t groups = 1;
+};
+
+// One convolution (conv1d/2d/3d or a transposed one) with reduced-precision inputs, fp32 compute
+// and one rounding of the output to the reduced dtype. Saves x and w as given (reduced precision),
+// so activation memory is that of a native mixed-precision convolution; backward up-casts them,
+// runs torch's fp32 convolution_backward and rounds each gradient to its input's dtype.
+class ConvFp32Compute : public torch::autograd::Function<ConvFp32Compute> {
+ public:
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
+                            const std::optional<at::Tensor>& bias, const ConvSpec& spec) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    const bool has_bias = bias && bias->defined();
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["stride"] = spec.stride;
+    ctx->saved_data["padding"] = spec.padding;
+    ctx->saved_data["dilation"] = spec.dilation;
+    ctx->saved_data["output_padding"] = spec.output_padding;
+    ctx->saved_data["transposed"] = spec.transposed;
+    ctx->saved_data["groups"] = spec.groups;
+    ctx->saved_data["has_bias"] = has_bias;
+    if (has_bias) {
+      ctx->saved_data["bias_sizes"] = bias->sizes().vec();
+      ctx->saved_data["bias_dtype"] = static_cast<int64_t>(bias->scalar_type());
+    }
+    std::optional<at::Tensor> b32;
+    if (has_bias) b32 = up(*bias);
+    return at::convolution(up(x), up(w), b32, spec.stride, spec.padding, spec.dilation, spec.transposed,
+                           spec.output_padding, spec.groups)
+        .to(x.scalar_type());
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& w = saved[1];
+    auto& d = ctx->saved_data;
+    const bool has_bias = d["has_bias"].toBool();
+    const std::array<bool, 3> mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1),
+                                   has_bias && ctx->needs_input_grad(2)};
+    std::vector<int64_t> bias_sizes;
+    if (has_bias) bias_sizes = d["bias_sizes"].toIntVector();
+    auto [gx, gw, gb] = at::convolution_backward(
+        grads[0].to(at::kFloat), up(x), up(w),
+        has_bias ? at::OptionalIntArrayRef(bias_sizes) : at::OptionalIntArrayRef(), d["stride"].toIntVector(),
+        d["padding"].toIntVector(), d["dilation"].toIntVector(), d["transposed"].toBool(),
+        d["output_padding"].toIntVector(), d["groups"].toInt(), mask);
+    if (gx.defined()) gx = gx.to(x.scalar_type());
+    if (gw.defined()) gw = gw.to(w.scalar_type());
+    if (gb.defined()) gb = gb.to(static_cast<at::ScalarType>(d["bias_dtype"].toInt()));
+    return {gx, gw, gb, at::Tensor()};
+  }
+};
+
+// `v` with one entry per spatial dimension (a single entry is repeated, as torch does).
+std::vector<int64_t> per_dim(c10::SymIntArrayRef v, int64_t dims) {
+  std::vector<int64_t> out;
+  for (const auto& s : v) out.push_back(s.guard_int(__FILE__, __LINE__));
+  if (out.size() == 1 && dims > 1) out.assign(static_cast<size_t>(dims), out[0]);
+  return out;
+}
+
+// The casted operands of a convolution and whether the fp32 path takes them: strided tensors of
+// the autocast dtype, a weight of N+2 dimensions and an input of N+2 (batched) or N+1 (unbatched).
+struct ConvOperands {
+  at::Tensor x, w;
+  std::optional<at::Tensor> b;
+  bool fp32 = false;
+};
+
+ConvOperands conv_operands(int64_t n, const at::Tensor& input, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias) {
+  const auto st = autocast_state();
+  ConvOperands o{cast(st.dt, input), cast(st.dt, weight),
+                 at::autocast::cached_cast(st.dt, bias, c10::DeviceType::CPU)};
+  const bool bias_ok = !o.b || !o.b->defined() || (strided(*o.b) && o.b->scalar_type() == st.dt);
+  o.fp32 = st.fp32 && strided(o.x) && strided(o.w) && o.x.scalar_type() == st.dt &&
+           o.w.scalar_type() == st.dt && bias_ok && o.w.dim() == n + 2 &&
+           (o.x.dim() == n + 2 || o.x.dim() == n + 1);
+  return o;
+}
+
+// The fp32-compute convolution of eligible operands; an unbatched input gets a batch of one.
+at::Tensor conv_fp32(const ConvOperands& o, const ConvSpec& spec) {
+  ++g_calls;
+  const bool unbatched = o.x.dim() == o.w.dim() - 1;
+  at::Tensor y = ConvFp32Compute::apply(unbatched ? o.x.unsqueeze(0) : o.x, o.w, o.b, spec);
+  return unbatched ? y.squeeze(0) : y;
+}
+
+template <int N>
+at::Tensor native_conv(const ConvOperands& o, c10::SymIntArrayRef stride, c10::SymIntArrayRef padding,
+                       c10::SymIntArrayRef dilation, c10::SymInt groups) {
+  if constexpr (N == 1) return at::conv1d_symint(o.x, o.w, o.b, stride, padding, dilation, std::move(groups));
+  if constexpr (N == 2) return at::conv2d_symint(o.x, o.w, o.b, stride, padding, dilation, std::move(groups));
+  if constexpr (N == 3) return at::conv3d_symint(o.x, o.w, o.b, stride, padding, dilation, std::move(groups));
+}
+
+template <int N>
+at::Tensor native_conv(const ConvOperands& o, c10::SymIntArrayRef stride, c10::string_view padding,
+                       c10::SymIntArrayRef dilation, c10::SymInt groups) {
+  if constexpr (N == 1) return at::conv1d_symint(o.x, o.w, o.b, stride, padding, dilation, std::move(groups));
+  if constexpr (N == 2) return at::conv2d_symint(o.x, o.w, o.b, stride, padding, dilation, std::move(groups));
+  if constexpr (N == 3) return at::conv3d_symint(o.x, o.w, o.b, stride, padding, dilation, std::move(groups));
+}
+
+template <int N>
+at::Tensor autocast_conv(const at::Tensor& input, const at::Tensor& weight,
+                         const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
+                         c10::SymIntArrayRef padding, c10::SymIntArrayRef dilation, c10::SymInt groups) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+  const ConvOperands o = conv_operands(N, input, weight, bias);
+  if (!o.fp32) return native_conv<N>(o, stride, padding, dilation, std::move(groups));
+  ConvSpec spec{per_dim(stride, N),
+                per_dim(padding, N),
+                per_dim(dilation, N),
+                std::vector<int64_t>(N, 0),
+                false,
+                groups.guard_int(__FILE__, __LINE__)};
+  return conv_fp32(o, spec);
+}
+
+// conv{1,2,3}d with padding "valid" or "same" (stride 1), resolved as torch does: "same" pads
+// dilation * (k - 1) in total per dimension, the odd one on the right (the input is padded first
+// then). Anything else goes to torch's kernel, which reports the error.
+template <int N>
+at::Tensor autocast_conv_padding(const at::Tensor& input, const at::Tensor& weight,
+                                 const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
+                                 c10::string_view padding, c10::SymIntArrayRef dilation, c10::SymInt groups) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+  ConvOperands o = conv_operands(N, input, weight, bias);
+  ConvSpec spec;
+  if (o.fp32) {
+    spec = ConvSpec{per_dim(stride, N),
+                    std::vector<int64_t>(N, 0),
+                    per_dim(dilation, N),
+                    std::vector<int64_t>(N, 0),
+                    false,
+                    groups.guard_int(__FILE__, __LINE__)};
+  }
+  const bool valid = padding == "valid";
+  const bool same = padding == "same" && o.fp32 &&
+                    std::all_of(spec.stride.begin(), spec.stride.end(), [](int64_t s) { return s == 1; });
+  if (!o.fp32 || (!valid && !same)) return native_conv<N>(o, stride, padding, dilation, std::move(groups));
+  if (same) {
+    std::vector<int64_t> pad_nd(2 * N, 0);  // constant_pad_nd order: last dimension first
+    bool asymmetric = false;
+    for (int64_t i = 0; i < N; ++i) {
+      const int64_t total = spec.dilation[i] * (o.w.size(i + 2) - 1);
+      spec.padding[i] = total / 2;
+      if (total % 2 != 0) {
+        asymmetric = true;
+        pad_nd[2 * (N - 1 - i) + 1] = 1;
+      }
+    }
+    if (asymmetric) o.x = at::constant_pad_nd(o.x, pad_nd, 0);
+  }
+  return conv_fp32(o, spec);
+}
+
+template <int N>
+at::Tensor autocast_conv_transpose(const at::Tensor& input, const at::Tensor& weight,
+                                   const std::optional<at::Tensor>& bias, c10::SymIntArrayRef stride,
+                                   c10::SymIntArrayRef padding, c10::SymIntArrayRef output_padding,
+                                   c10::SymInt groups, c10::SymIntArrayRef dilation) {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKey::AutocastCPU);
+  const ConvOperands o = conv_operands(N, input, weight, bias);
+  if (!o.fp32) {
+    if constexpr (N == 1)
+      return at::conv_transpose1d_symint(o.x, o.w, o.b, stride, padding, output_padding, std::move(groups),
+                                         dilation);
+    if constexpr (N == 2)
+      return at::conv_transpose2d_symint(o.x, o.w, o.b, stride, padding, output_padding, std::move(groups),
+                                         dilation);
+    if constexpr (N == 3)
+      return at::conv_transpose3d_symint(o.x, o.w, o.b, stride, padding, output_padding, std::move(groups),
+                                         dilation);
+  }
+  ConvSpec spec{per_dim(stride, N),
+                per_dim(padding, N),
+                per_dim(dilation, N),
+                per_dim(output_padding, N),
+                true,
+                groups.guard_int(__FILE__, __LINE__)};
+  return conv_fp32(o, spec);
+}
+
 // Registering over torch's own autocast kernels makes the dispatcher warn once per op; that
 // warning is expected here, so it is not passed on.
 class QuietHandler : public c10::WarningHandler {
@@ -201,25 +400,20 @@ void update_registration() {
     lib->impl("addmm", TORCH_FN(autocast_addmm));
     lib->impl("bmm", TORCH_FN(autocast_bmm));
     lib->impl("scaled_dot_product_attention", TORCH_FN(autocast_sdpa));
+    lib->impl("conv1d", TORCH_FN(autocast_conv<1>));
+    lib->impl("conv2d", TORCH_FN(autocast_conv<2>));
+    lib->impl("conv3d", TORCH_FN(autocast_conv<3>));
+    lib->impl("conv1d.padding", TORCH_FN(autocast_conv_padding<1>));
+    lib->impl("conv2d.padding", TORCH_FN(autocast_conv_padding<2>));
+    lib->impl("conv3d.padding", TORCH_FN(autocast_conv_padding<3>));
+    lib->impl("conv_transpose1d", TORCH_FN(autocast_conv_transpose<1>));
+    lib->impl("conv_transpose2d.input", TORCH_FN(autocast_conv_transpose<2>));
+    lib->impl("conv_transpose3d.input", TORCH_FN(autocast_conv_transpose<3>));
     g_library = lib.release();
   } else if (!want && g_library) {
     delete g_library;  // deregisters: torch's autocast kernels are back
     g_library = nullptr;
   }
-}
-
-bool cpuinfo_has_any_flag(std::initializer_list<const char*> flags) {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) != 0 && line.rfind("Features", 0) != 0) continue;
-    line += ' ';
-    for (const char* f : flags) {
-      if (line.find(std::string(" ") + f + " ") != std::string::npos) return true;
-    }
-    return false;
-  }
-  return false;
 }
 
 }  // namespace
@@ -231,10 +425,6 @@ std::optional<CpuAutocastCompute> parse_cpu_autocast_compute(const std::string& 
   throw InputError(c10::str("ACCEL_CPU_AUTOCAST_COMPUTE='", value,
                             "' is not a mode; use auto (fp32 compute on CPUs without native bf16/fp16), "
                             "fp32 or native."));
-}
-
-bool cpu_has_native_fp16() {
-  return cpuinfo_has_any_flag({"avx512_fp16", "amx_fp16", "asimdhp"});
 }
 
 CpuAutocastCompute resolve_cpu_autocast_compute(c10::ScalarType dtype,
@@ -267,5 +457,20 @@ CpuAutocastCompute cpu_autocast_compute(c10::ScalarType dtype) {
 int64_t cpu_autocast_fp32_compute_calls() {
   return g_calls.load();
 }
+
+namespace detail {
+
+std::vector<c10::ScalarType> cpu_compute_saved_dtypes(const at::Tensor& output) {
+  std::vector<c10::ScalarType> out;
+  const auto node = output.grad_fn();
+  torch::autograd::AutogradContext* ctx = nullptr;
+  if (auto* a = dynamic_cast<torch::autograd::CppNode<AffineFp32Compute>*>(node.get())) ctx = &a->ctx_;
+  if (auto* c = dynamic_cast<torch::autograd::CppNode<ConvFp32Compute>*>(node.get())) ctx = &c->ctx_;
+  if (ctx == nullptr) return out;
+  for (const auto& t : ctx->get_saved_variables()) out.push_back(t.scalar_type());
+  return out;
+}
+
+}  // namespace detail
 
 }  // namespace accel

@@ -100,14 +100,18 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
         logger().warning(
             "mixed_precision=", name, " on a CPU without native ", name,
             " instructions, with ACCEL_CPU_AUTOCAST_COMPUTE=native: LibTorch's reduced-precision "
-            "matmuls fall back to slow kernels here and training will be several times slower "
-            "than fp32. HINT: unset ACCEL_CPU_AUTOCAST_COMPUTE (linear and attention then "
-            "compute in fp32 with ",
+            "matmuls and convolutions fall back to slow kernels here and training will be several "
+            "times slower than fp32. HINT: unset ACCEL_CPU_AUTOCAST_COMPUTE (linear, matmul, "
+            "attention and convolutions then compute in fp32 with ",
             name, " inputs and outputs) or use mixed_precision 'no'.");
       } else if (!native) {
         logger().info("mixed_precision=", name, " on a CPU without native ", name,
-                      " instructions: autocast linear and attention compute in fp32 with ", name,
-                      " inputs and outputs (ACCEL_CPU_AUTOCAST_COMPUTE=native for LibTorch's kernels).");
+                      " instructions: linear, matmul, attention and convolutions (conv1d/2d/3d, "
+                      "transposed too) compute in fp32 on ",
+                      name, " inputs and round their outputs to ", name,
+                      "; other ops follow LibTorch's autocast policy (ACCEL_CPU_AUTOCAST_COMPUTE=native "
+                      "for LibTorch's ",
+                      name, " kernels everywhere).");
       }
     }
   }

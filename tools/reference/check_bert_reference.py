@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference check of accel's BERT against transformers on the real all-MiniLM-L6-v2 (not in CI).
 
-    /work/main/.venv-ref/bin/python tools/reference/check_bert_reference.py \
+    .venv-ref/bin/python tools/reference/check_bert_reference.py \
         --test-binary build/bin/accel_models_tests [--model-dir DIR] [--keep DIR]
 
 1. transformers' BertModel (default "sdpa" attention, eval, fp32) runs on a padded batch made by

@@ -2,7 +2,7 @@
 """Writes the committed BERT and safetensors fixtures in tests/fixtures/bert/ with the real
 Python libraries (versions pinned in tools/reference/requirements.txt).
 
-    /work/main/.venv-ref/bin/python tools/reference/make_bert_fixtures.py [--out tests/fixtures/bert]
+    .venv-ref/bin/python tools/reference/make_bert_fixtures.py [--out tests/fixtures/bert]
 
 Outputs (all small; the tests load exact weights, never re-create random ones):
   tiny/config.json, tiny/model.safetensors   a seeded tiny BertForSequenceClassification (transformers)

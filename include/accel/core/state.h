@@ -7,6 +7,7 @@
 #include <c10/core/Device.h>
 
 #include <optional>
+#include <set>
 #include <string>
 
 namespace accel {
@@ -36,11 +37,26 @@ ProcessState make_process_state(const ProcessEnv& env, bool cpu, int cuda_device
 /// Number of CUDA devices visible to this process (0 when LibTorch has no CUDA).
 int cuda_device_count();
 
-/// Physical cores of this machine (from /proc/cpuinfo; falls back to logical cores).
-int physical_core_count();
+/// What /proc/cpuinfo says about this machine's CPU (the one parser of that file).
+struct CpuInfo {
+  std::string model_name;       // "model name" (x86) or "Model" (Arm); empty when not listed
+  std::set<std::string> flags;  // the first processor's "flags" (x86) or "Features" (Arm)
+  int physical_cores = 0;       // distinct (physical id, core id) pairs; 0 when not listed
+};
 
-/// Whether this CPU has native bf16 matrix instructions (x86 avx512_bf16 / amx_bf16, or Arm
-/// bf16). Without them LibTorch's bf16 matmuls on the CPU run several times slower than fp32.
-bool cpu_has_native_bf16();
+/// Parses the text of /proc/cpuinfo. Pure, so tests pass their own text; missing fields stay
+/// empty / 0.
+CpuInfo parse_cpuinfo(const std::string& text);
+
+/// This machine's CpuInfo, read from /proc/cpuinfo once (all fields empty where it cannot be read).
+const CpuInfo& cpu_info();
+
+/// Whether the CPU has native bf16 matrix instructions (x86 avx512_bf16 / amx_bf16, or Arm
+/// bf16). Without them LibTorch's bf16 matmuls and convolutions on the CPU run several times
+/// slower than fp32.
+bool cpu_has_native_bf16(const CpuInfo& info = cpu_info());
+
+/// Whether the CPU has native fp16 arithmetic (x86 avx512_fp16 / amx_fp16, or Arm asimdhp).
+bool cpu_has_native_fp16(const CpuInfo& info = cpu_info());
 
 }  // namespace accel

@@ -19,9 +19,12 @@
 //    a float mask) are first cast to the autocast dtype, as autocast's policy for SDPA does.
 //    The dropout mask is seeded from the default CPU generator (so seeds and checkpoints
 //    reproduce it) but is not torch's bernoulli stream; it does not depend on the thread count.
-//  - ACCEL_CPU_ATTENTION=torch (read once) or set_cpu_memory_efficient_attention(false) turns
-//    the kernel off; cpu_memory_efficient_attention_calls() counts its forward calls (tests).
+//  - ACCEL_CPU_ATTENTION=torch (taken from the process environment at first use) or
+//    set_cpu_memory_efficient_attention(false) turns the kernel off;
+//    cpu_memory_efficient_attention_calls() counts its forward calls (tests).
 #pragma once
+
+#include "accel/core/env.h"
 
 #include <ATen/core/Tensor.h>
 
@@ -35,6 +38,10 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& query, const at::Tenso
                                         const std::optional<at::Tensor>& attn_mask = std::nullopt,
                                         double dropout_p = 0.0, bool is_causal = false,
                                         std::optional<double> scale = std::nullopt, bool enable_gqa = false);
+
+/// ACCEL_CPU_ATTENTION in `env`: true for "accel" (or absent / empty), false for "torch". Throws
+/// InputError naming the variable for anything else.
+bool resolve_cpu_memory_efficient_attention(const EnvMap& env);
 
 /// Whether accel's CPU training kernel may be used (default: on unless ACCEL_CPU_ATTENTION=torch).
 bool cpu_memory_efficient_attention();

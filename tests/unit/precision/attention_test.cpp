@@ -2,6 +2,7 @@
 // torch's attention (outputs and every input gradient), with masks, causal, fully masked
 // rows, dropout (against a reference that uses the same keep-mask), bf16 under autocast, and when
 // torch's kernel runs instead.
+#include "accel/core/error.h"
 #include "accel/precision/attention.h"
 #include "accel/precision/autocast.h"
 
@@ -12,6 +13,7 @@
 
 #include <limits>
 #include <mutex>
+#include <string>
 
 using namespace accel;
 
@@ -220,4 +222,19 @@ TEST(CpuAttention, TorchRunsWhenTheKernelIsNotNeeded) {
     return at::scaled_dot_product_attention(q3, k3, v3, std::nullopt, 0.0, false);
   });
   expect_close(three, torch3, 1e-5);
+}
+
+// ACCEL_CPU_ATTENTION comes from an environment map (the process's, through current_environment(),
+// at first use): accel (default) or torch; anything else is an error that names the variable.
+TEST(CpuAttention, EnvironmentChoosesTheKernel) {
+  EXPECT_TRUE(resolve_cpu_memory_efficient_attention({}));
+  EXPECT_TRUE(resolve_cpu_memory_efficient_attention({{"ACCEL_CPU_ATTENTION", ""}}));
+  EXPECT_TRUE(resolve_cpu_memory_efficient_attention({{"ACCEL_CPU_ATTENTION", "accel"}}));
+  EXPECT_FALSE(resolve_cpu_memory_efficient_attention({{"ACCEL_CPU_ATTENTION", "torch"}}));
+  try {
+    resolve_cpu_memory_efficient_attention({{"ACCEL_CPU_ATTENTION", "Torch"}});
+    FAIL() << "no error";
+  } catch (const accel::InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("ACCEL_CPU_ATTENTION='Torch'"), std::string::npos) << e.what();
+  }
 }
