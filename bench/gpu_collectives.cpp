@@ -3,6 +3,8 @@
 // CPU) tensors, then one DDP training step whose parameters must agree on every rank. Prints one
 // PASS/FAIL line per check on rank 0, writes them as JSON and exits 0 only when all passed.
 //
+// Build: cmake --build build --target bench_gpu_collectives accel_cli   (the NCCL checks need a
+// CUDA torch; a CPU build runs the Gloo checks on CPU tensors with --cpu). Run:
 //   accel launch --num_processes 1 bench_gpu_collectives --backend nccl --json nccl_ws1.json
 //   accel launch --num_processes 2 bench_gpu_collectives --backend gloo --json gloo_cuda_ws2.json
 // Options: --backend auto|nccl|gloo (default auto), --cpu (CPU tensors), --json FILE,

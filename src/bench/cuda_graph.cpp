@@ -3,14 +3,21 @@
 
 #include "accel/core/error.h"
 
-#include <atomic>
-
 namespace accel::bench {
 namespace {
-std::atomic<const detail::CudaGraphOps*> g_ops{nullptr};
+
+// The CUDA side when this build has it (src/CMakeLists.txt defines ACCEL_BENCH_CUDA_GRAPHS=1 when
+// it compiles src/bench/cuda_graph_cuda.cu), else none.
+const detail::CudaGraphOps* available_ops() {
+#if defined(ACCEL_BENCH_CUDA_GRAPHS) && ACCEL_BENCH_CUDA_GRAPHS
+  return detail::cuda_graph_ops();
+#else
+  return nullptr;
+#endif
+}
 
 const detail::CudaGraphOps& ops() {
-  const auto* o = g_ops.load();
+  const auto* o = available_ops();
   ACCEL_CHECK(o != nullptr,
               "CUDA graphs are not available in this build (it has no CUDA torch or was built without nvcc). "
               "HINT: build against a CUDA libtorch with the CUDA toolkit installed, or drop --cuda_graph.");
@@ -18,20 +25,14 @@ const detail::CudaGraphOps& ops() {
 }
 }  // namespace
 
-namespace detail {
-void register_cuda_graph_ops(const CudaGraphOps* o) {
-  g_ops.store(o);
-}
-}  // namespace detail
-
 bool cuda_graphs_available() {
-  return g_ops.load() != nullptr;
+  return available_ops() != nullptr;
 }
 
 CudaGraphStep::CudaGraphStep() : impl_(ops().create()) {}
 
 CudaGraphStep::~CudaGraphStep() {
-  if (impl_ != nullptr) g_ops.load()->destroy(impl_);
+  if (impl_ != nullptr) ops().destroy(impl_);
 }
 
 void CudaGraphStep::capture(const std::function<void()>& step) {

@@ -1,5 +1,5 @@
 // The CUDA side of accel/bench/cuda_graph.h: at::cuda::CUDAGraph on a side stream. Built only with
-// a CUDA torch and nvcc; registers itself at load time.
+// a CUDA torch and nvcc; src/bench/cuda_graph.cpp reaches it through detail::cuda_graph_ops().
 #include "accel/bench/cuda_graph.h"
 
 #include <ATen/autocast_mode.h>
@@ -60,10 +60,10 @@ void replay(CudaGraphStep::Impl* impl) {
 
 const detail::CudaGraphOps kOps{&create, &destroy, &capture, &replay};
 
-struct Registrar {
-  Registrar() { detail::register_cuda_graph_ops(&kOps); }
-};
-const Registrar kRegistrar;
-
 }  // namespace
+
+const detail::CudaGraphOps* detail::cuda_graph_ops() {
+  return &kOps;
+}
+
 }  // namespace accel::bench

@@ -37,14 +37,17 @@ class CudaGraphStep {
 };
 
 namespace detail {
-/// The CUDA side (src/bench/cuda_graph_cuda.cu registers it when built).
+/// The CUDA side's entry points.
 struct CudaGraphOps {
   CudaGraphStep::Impl* (*create)();
   void (*destroy)(CudaGraphStep::Impl*);
   void (*capture)(CudaGraphStep::Impl*, const std::function<void()>&);
   void (*replay)(CudaGraphStep::Impl*);
 };
-void register_cuda_graph_ops(const CudaGraphOps* ops);
+/// Defined by src/bench/cuda_graph_cuda.cu, which only CUDA builds compile; src/bench/cuda_graph.cpp
+/// calls it only then (ACCEL_BENCH_CUDA_GRAPHS). A direct reference, not a registration at load
+/// time: accel_bench is a static library, and the linker would drop an object nothing refers to.
+const CudaGraphOps* cuda_graph_ops();
 }  // namespace detail
 
 }  // namespace accel::bench

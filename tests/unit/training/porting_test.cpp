@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 #include <torch/data/datasets/base.h>
+#include <torch/data/datasets/map.h>
+#include <torch/data/samplers/sequential.h>
 #include <torch/data/transforms/lambda.h>
 #include <torch/data/transforms/stack.h>
 #include <torch/data/transforms/tensor.h>
