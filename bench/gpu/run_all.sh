@@ -205,6 +205,9 @@ ab() {
   for v in "${ab_variants[@]}"; do
     name="${v%%:*}"; flags="${v#*:}"
     if (($(left) < 40)); then record "ab_$name" skipped 0 "out of time"; say "SKIPPED ab_$name: out of time"; continue; fi
+    if [[ "$dry" == 1 && "$flags" == *--cuda_graph* ]]; then
+      record "ab_$name" skipped 0 "dry run: CUDA graphs need a CUDA device"; say "SKIPPED ab_$name: dry run (CPU)"; continue
+    fi
     # shellcheck disable=SC2086
     if "$accel" bench precision "${base[@]}" "${dev[@]}" --precisions bf16 --no_gemm --in_process --no_progress \
          $flags --json "$out/ab_$name.json" >"$out/ab_$name.log" 2>&1; then
