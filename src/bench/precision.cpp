@@ -4,6 +4,7 @@
 #include "accel/core/fs.h"
 
 #include "accel/accelerator.h"
+#include "accel/bench/cuda_graph.h"
 #include "accel/bench/memory.h"
 #include "accel/core/env.h"
 #include "accel/core/error.h"
@@ -86,13 +87,57 @@ std::string resolve_device(const PrecisionBenchmarkOptions& o) {
 }
 
 models::BertConfig resolve_config(const PrecisionBenchmarkOptions& o) {
-  if (o.custom_config()) return *o.custom_config();
+  models::BertConfig c;
   const std::string& p = o.config();
-  if (fs::exists(p)) {
-    return fs::is_directory(p) ? models::BertConfig::from_pretrained(p)
-                               : models::BertConfig::from_json_file(p);
+  if (o.custom_config()) {
+    c = *o.custom_config();
+  } else if (fs::exists(p)) {
+    c = fs::is_directory(p) ? models::BertConfig::from_pretrained(p) : models::BertConfig::from_json_file(p);
+  } else {
+    c = models::BertConfig::from_name(o.config());
   }
-  return models::BertConfig::from_name(o.config());
+  c.unpadded_attention = c.unpadded_attention || o.unpadded_attention();
+  c.fused_bias_gelu = c.fused_bias_gelu || o.fused_bias_gelu();
+  c.fused_layer_norm = c.fused_layer_norm || o.fused_layer_norm();
+  return c;
+}
+
+// The speed options that are on, by name.
+std::vector<std::string> speed_option_names(const PrecisionBenchmarkOptions& o) {
+  std::vector<std::string> on;
+  if (o.unpadded_attention()) on.push_back("unpadded_attention");
+  if (o.fused_bias_gelu()) on.push_back("fused_bias_gelu");
+  if (o.fused_layer_norm()) on.push_back("fused_layer_norm");
+  if (o.cuda_graph()) on.push_back("cuda_graph");
+  if (o.no_attention_mask() || o.cuda_graph()) on.push_back("no_attention_mask");
+  return on;
+}
+
+// The token counts of a lengths file (one positive integer per line; blank lines skipped).
+std::vector<int64_t> read_lengths(const std::string& path) {
+  ACCEL_CHECK_INPUT(!path.empty(), "bench precision: --data lengths needs --lengths_file FILE (one token count ",
+                    "per line). HINT: bench/gpu/prepare_carry.sh writes IMDb's as .gpu-carry/imdb_lengths.txt.");
+  std::istringstream in(fs::read_file(path, "lengths file"));
+  std::vector<int64_t> out;
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    const std::string t = trim(line);
+    if (t.empty()) continue;
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(t, &used);
+    } catch (...) {
+      used = 0;
+    }
+    ACCEL_CHECK_INPUT(used == t.size() && v >= 1, "bench precision: ", path, " line ", n, ": '", t,
+                      "' is not a positive integer. HINT: one token count per line.");
+    out.push_back(v);
+  }
+  ACCEL_CHECK_INPUT(!out.empty(), "bench precision: ", path, " holds no lengths (one token count per line).");
+  return out;
 }
 
 std::string model_label(const PrecisionBenchmarkOptions& o) {
@@ -112,8 +157,17 @@ void validate(const PrecisionBenchmarkOptions& o) {
   ACCEL_CHECK(!o.precisions().empty(),
               "bench precision: no precision given; accepted: no (fp32), bf16, fp16.");
   for (const auto& p : o.precisions()) normalize_precision(p);
-  ACCEL_CHECK(o.data() == "random" || o.data() == "imdb", "bench precision: data='", o.data(),
-              "' is not known; accepted: random, imdb.");
+  ACCEL_CHECK(o.data() == "random" || o.data() == "imdb" || o.data() == "lengths", "bench precision: data='",
+              o.data(), "' is not known; accepted: random, imdb, lengths.");
+  if (o.data() == "lengths") read_lengths(o.lengths_file());
+  ACCEL_CHECK(!o.no_attention_mask() || o.data() == "random",
+              "bench precision: --no_attention_mask applies to --data random only (the other data has padding).");
+  if (o.cuda_graph()) {
+    ACCEL_CHECK(o.data() == "random", "bench precision: --cuda_graph needs fixed shapes, i.e. --data random (",
+                "data '", o.data(), "' changes the batch shape or reads lengths on the host).");
+    ACCEL_CHECK(o.warmup() >= 1, "bench precision: --cuda_graph needs --warmup >= 1 (an eager step before capture).");
+    ACCEL_CHECK(o.eval_accuracy() == 0, "bench precision: --cuda_graph cannot be combined with --eval_accuracy.");
+  }
   ACCEL_CHECK(o.eval_accuracy() >= 0, "bench precision: eval_accuracy=", o.eval_accuracy(), " must be >= 0.");
   ACCEL_CHECK(o.eval_accuracy() == 0 || o.data() == "imdb",
               "bench precision: --eval_accuracy measures accuracy on IMDb test reviews and needs --data imdb "
@@ -200,10 +254,31 @@ std::vector<models::BertBatch> make_batches(const PrecisionBenchmarkOptions& o, 
   }
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed() * 1000003 + static_cast<uint64_t>(rank) + 1);
   const int64_t low = std::min<int64_t>(1000, cfg.vocab_size - 1);  // past BERT's special tokens
+  if (o.data() == "lengths") {
+    // Dynamic padding, as a collate function pads: each batch as long as its longest sequence.
+    const auto lengths = read_lengths(o.lengths_file());
+    const int64_t n = static_cast<int64_t>(lengths.size());
+    for (int64_t i = 0; i < count; ++i) {
+      std::vector<int64_t> len(static_cast<size_t>(b));
+      int64_t longest = 1;
+      for (int64_t j = 0; j < b; ++j) {
+        len[static_cast<size_t>(j)] = std::min(t, lengths[static_cast<size_t>(((i + rank * count) * b + j) % n)]);
+        longest = std::max(longest, len[static_cast<size_t>(j)]);
+      }
+      auto positions = torch::arange(longest, torch::kLong).unsqueeze(0);                 // (1, T)
+      auto mask = positions.lt(torch::tensor(len, torch::kLong).unsqueeze(1)).to(torch::kLong);  // (B, T)
+      auto ids = torch::randint(low, cfg.vocab_size, {b, longest}, gen, torch::kLong) * mask;     // pad id 0
+      auto labels = torch::randint(0, cfg.num_labels, {b}, gen, torch::kLong);
+      out.push_back({ids, mask, torch::zeros({b, longest}, torch::kLong), labels});
+    }
+    return out;
+  }
   for (int64_t i = 0; i < count; ++i) {
     auto ids = torch::randint(low, cfg.vocab_size, {b, t}, gen, torch::kLong);
     auto labels = torch::randint(0, cfg.num_labels, {b}, gen, torch::kLong);
-    out.push_back({ids, torch::ones({b, t}, torch::kLong), torch::zeros({b, t}, torch::kLong), labels});
+    // Every token is real; with no_attention_mask the batch says so by having no mask at all.
+    at::Tensor mask = (o.no_attention_mask() || o.cuda_graph()) ? at::Tensor() : torch::ones({b, t}, torch::kLong);
+    out.push_back({ids, mask, torch::zeros({b, t}, torch::kLong), labels});
   }
   return out;
 }
@@ -277,6 +352,9 @@ json result_json(const PrecisionResult& r) {
               {"step_time_p75_s", r.step_time_p75_s},
               {"samples_per_s", r.samples_per_s},
               {"tokens_per_s", r.tokens_per_s},
+              {"real_tokens_per_s", r.real_tokens_per_s},
+              {"tokens_per_step", r.tokens_per_step},
+              {"real_tokens_per_step", r.real_tokens_per_step},
               {"loss_first", r.loss_first},
               {"loss_last", r.loss_last},
               {"loss_finite", r.loss_finite},
@@ -457,37 +535,82 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
     auto opt = acc.prepare(
         torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(o.lr()).weight_decay(0.01)));
     const int64_t total_steps = o.warmup() + o.steps();
-    // A short fine-tune (eval_accuracy) sees distinct batches; a speed run cycles 8.
-    auto batches = make_batches(
-        o, cfg, o.eval_accuracy() > 0 ? total_steps : std::min<int64_t>(total_steps, 8), acc.process_index());
+    // A short fine-tune (eval_accuracy) and dynamically padded lengths see distinct batches; a
+    // fixed-shape speed run cycles 8 (a captured CUDA graph replays one).
+    const int64_t distinct = (o.eval_accuracy() > 0 || o.data() == "lengths") ? total_steps
+                             : o.cuda_graph()                                  ? 1
+                                                                               : std::min<int64_t>(total_steps, 8);
+    auto batches = make_batches(o, cfg, distinct, acc.process_index());
     for (auto& b : batches) b = b.to(acc.device());
     r.world_size = acc.num_processes();
     model->train();
+
+    std::unique_ptr<CudaGraphStep> graph;
+    if (o.cuda_graph()) {
+      ACCEL_CHECK(is_cuda_device(device), "bench precision: --cuda_graph needs a CUDA device (this run uses ",
+                  device, ").");
+      ACCEL_CHECK(precision != "fp16", "bench precision: --cuda_graph cannot capture fp16 steps: the loss scaler ",
+                  "reads the GPU on every step. HINT: use --precisions bf16 or no.");
+      graph = std::make_unique<CudaGraphStep>();  // throws when the build has no CUDA graphs
+    }
 
     tracking::ProgressBar bar(
         total_steps, "bench " + display_name(precision),
         tracking::ProgressBarOptions().enabled(o.progress() && acc.is_main_process()).unit("step"));
     std::vector<at::Tensor> losses;
+    double tokens = 0, real_tokens = 0;
+    at::Tensor graph_loss;  // the captured step's loss (its storage is rewritten by every replay)
     for (int64_t s = 0; s < total_steps; ++s) {
       const auto& batch = batches[static_cast<size_t>(s) % batches.size()];
       synchronize(device);
       auto t0 = Clock::now();
-      auto out = model(batch);
-      acc.backward(out.loss);
-      opt->step();
-      opt->zero_grad();
+      at::Tensor loss;
+      if (graph && s == o.warmup()) {
+        // The first timed step captures (and runs) the step; its time is not counted.
+        graph->capture([&] {
+          auto out = model(batch);
+          acc.backward(out.loss);
+          opt->step();
+          opt->zero_grad();
+          graph_loss = out.loss.detach();
+        });
+        bar.set_postfix("captured");
+        bar.update();
+        continue;
+      }
+      if (graph && s > o.warmup()) {
+        graph->replay();
+        loss = graph_loss;
+      } else {
+        auto out = model(batch);
+        acc.backward(out.loss);
+        opt->step();
+        opt->zero_grad();
+        loss = out.loss;
+      }
       synchronize(device);
       const double dt = seconds_since(t0);
       if (opt->step_was_skipped()) ++r.skipped_optimizer_steps;
       if (s >= o.warmup()) {
         r.step_times_s.push_back(dt);
-        losses.push_back(out.loss.detach());
+        losses.push_back(loss.detach().clone());
+        tokens += static_cast<double>(batch.input_ids.numel());
+        real_tokens += batch.attention_mask.defined() ? batch.attention_mask.sum().item<double>()
+                                                      : static_cast<double>(batch.input_ids.numel());
       }
-      bar.set_postfix("loss=" + std::to_string(out.loss.item<double>()).substr(0, 6));
+      bar.set_postfix("loss=" + std::to_string(loss.item<double>()).substr(0, 6));
       bar.update();
     }
     bar.close();
-    r.steps = o.steps();
+    const double timed = static_cast<double>(r.step_times_s.size());
+    ACCEL_CHECK(timed > 0, "bench precision: no timed step (with --cuda_graph the first timed step captures; ",
+                "use --steps >= 2).");
+    double total_time = 0;
+    for (double t : r.step_times_s) total_time += t;
+    r.tokens_per_step = tokens / timed;
+    r.real_tokens_per_step = real_tokens / timed;
+    r.real_tokens_per_s = total_time > 0 ? real_tokens * static_cast<double>(r.world_size) / total_time : 0.0;
+    r.steps = static_cast<int64_t>(timed);
     r.loss_first = losses.front().item<double>();
     r.loss_last = losses.back().item<double>();
     r.loss_finite = std::isfinite(r.loss_first) && std::isfinite(r.loss_last);
@@ -504,7 +627,7 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
   r.step_time_p75_s = quantile(r.step_times_s, 0.75);
   if (r.step_time_median_s > 0) {
     r.samples_per_s = static_cast<double>(o.batch_size() * r.world_size) / r.step_time_median_s;
-    r.tokens_per_s = r.samples_per_s * static_cast<double>(o.seq_len());
+    r.tokens_per_s = r.tokens_per_step * static_cast<double>(r.world_size) / r.step_time_median_s;
   }
   if (auto cuda = cuda_memory_stats(0); cuda && is_cuda_device(device)) {
     r.cuda_peak_allocated_bytes = cuda->peak_allocated_bytes;
@@ -536,6 +659,7 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
   rep.device_name = is_cuda_device(device) ? "CUDA GPU" : cpu_info().model_name;
   if (rep.device_name.empty()) rep.device_name = "cpu";
   rep.data = o.data();
+  rep.speed_options = speed_option_names(o);
   rep.torch_version = TORCH_VERSION;
   {
     auto c = cfg;
@@ -603,8 +727,16 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
     rep.results.push_back(std::move(r));
   }
 
+  if (o.data() == "lengths")
+    rep.notes.push_back(
+        "data 'lengths': batches are padded to their longest sequence, so the FLOPs formula (full seq_len) "
+        "does not apply: no model TFLOP/s or MFU; compare real_tokens_per_s.");
+  if (o.cuda_graph())
+    rep.notes.push_back(
+        "cuda_graph: the first timed step captures the step (not timed; timed steps = steps - 1); replays keep "
+        "AdamW's bias correction of the captured step (a speed figure only).");
   for (auto& r : rep.results) {
-    if (!r.ran || r.step_time_median_s <= 0) continue;
+    if (!r.ran || r.step_time_median_s <= 0 || o.data() == "lengths") continue;
     r.model_tflops = rep.flops_per_step / r.step_time_median_s / 1e12;
     r.gemm_peak_tflops = rep.gemm_peak(gemm_dtype_for(r.precision));
     if (r.gemm_peak_tflops > 0) r.mfu = r.model_tflops / r.gemm_peak_tflops;
@@ -759,6 +891,7 @@ std::string PrecisionReport::to_json() const {
          {"device", device},
          {"device_name", device_name},
          {"data", data},
+         {"speed_options", speed_options},
          {"torch_version", torch_version},
          {"flops_per_step", flops_per_step},
          {"flops_formula", flops_formula},
@@ -797,6 +930,9 @@ PrecisionResult result_from_json(const std::string& text) {
   r.step_time_p75_s = j.value("step_time_p75_s", 0.0);
   r.samples_per_s = j.value("samples_per_s", 0.0);
   r.tokens_per_s = j.value("tokens_per_s", 0.0);
+  r.real_tokens_per_s = j.value("real_tokens_per_s", 0.0);
+  r.tokens_per_step = j.value("tokens_per_step", 0.0);
+  r.real_tokens_per_step = j.value("real_tokens_per_step", 0.0);
   r.loss_first = j.value("loss_first", 0.0);
   r.loss_last = j.value("loss_last", 0.0);
   r.loss_finite = j.value("loss_finite", false);

@@ -31,8 +31,17 @@ void usage(std::FILE* out) {
       "  --precisions LIST        comma-separated: no (fp32), bf16, fp16 (default no,bf16,fp16)\n"
       "  --lr X                   AdamW learning rate (default 5e-5)\n"
       "  --num_threads N          torch threads for training and GEMMs (default: torch's)\n"
-      "  --data random|imdb       random token ids (default) or IMDb reviews\n"
+      "  --data random|imdb|lengths  random token ids (default), IMDb reviews, or random ids in\n"
+      "                           dynamically padded batches of the lengths in --lengths_file\n"
       "  --data_dir DIR           aclImdb folder for --data imdb\n"
+      "  --lengths_file FILE      token counts, one per line, for --data lengths\n"
+      "  --no_attention_mask      --data random: pass no attention mask (every token is real)\n"
+      "GPU speed options (CUDA only; off by default until measured):\n"
+      "  --unpadded_attention     attention over the real tokens only (FlashAttention varlen)\n"
+      "  --fused_bias_gelu        fused bias + GELU kernel in the feed-forward block\n"
+      "  --fused_layer_norm       fused bias + dropout + residual + LayerNorm kernels\n"
+      "  --cuda_graph             capture the whole step in a CUDA graph and replay it (fixed shapes,\n"
+      "                           bf16/fp32; no attention mask; a speed figure only)\n"
       "  --cpu                    use the CPU even when a GPU is present\n"
       "  --seed S                 weights and batches (default 0)\n"
       "  --eval_accuracy N        after the timed steps, accuracy on N IMDb test reviews (needs\n"
@@ -130,7 +139,9 @@ CommandArgs parse_command(const std::vector<std::string>& args) {
       c.in_process = true;
     else {
       workload.push_back(k);
-      if (k != "--pretrained" && k != "--cpu" && k != "--no_gemm" && k != "--no_progress")
+      if (k != "--pretrained" && k != "--cpu" && k != "--no_gemm" && k != "--no_progress" &&
+          k != "--no_attention_mask" && k != "--unpadded_attention" && k != "--fused_bias_gelu" &&
+          k != "--fused_layer_norm" && k != "--cuda_graph")
         workload.push_back(value());
     }
   });
@@ -167,6 +178,18 @@ PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& a
       o.data(value());
     else if (k == "--data_dir")
       o.data_dir(value());
+    else if (k == "--lengths_file")
+      o.lengths_file(value());
+    else if (k == "--no_attention_mask")
+      o.no_attention_mask(true);
+    else if (k == "--unpadded_attention")
+      o.unpadded_attention(true);
+    else if (k == "--fused_bias_gelu")
+      o.fused_bias_gelu(true);
+    else if (k == "--fused_layer_norm")
+      o.fused_layer_norm(true);
+    else if (k == "--cuda_graph")
+      o.cuda_graph(true);
     else if (k == "--cpu")
       o.cpu(true);
     else if (k == "--seed")
@@ -189,7 +212,8 @@ PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& a
       ACCEL_CHECK(
           false, "bench precision: unknown option '", k,
           "'. Options: --config, --pretrained, --seq_len, --batch_size, --steps, --warmup, --precisions, "
-          "--lr, --num_threads, --data, --data_dir, --cpu, --seed, --eval_accuracy, --gemm_sizes, "
+          "--lr, --num_threads, --data, --data_dir, --lengths_file, --no_attention_mask, --unpadded_attention, "
+          "--fused_bias_gelu, --fused_layer_norm, --cuda_graph, --cpu, --seed, --eval_accuracy, --gemm_sizes, "
           "--gemm_reps, "
           "--gemm_budget_s, --no_gemm, "
           "--in_process, --no_progress, --json, --png (see --help).");
@@ -217,6 +241,12 @@ std::vector<std::string> to_precision_args(const PrecisionBenchmarkOptions& o) {
   a.insert(a.end(), {"--precisions", ps, "--lr", lr, "--num_threads", std::to_string(o.num_threads()),
                      "--data", o.data(), "--seed", std::to_string(o.seed())});
   if (!o.data_dir().empty()) a.insert(a.end(), {"--data_dir", o.data_dir()});
+  if (!o.lengths_file().empty()) a.insert(a.end(), {"--lengths_file", o.lengths_file()});
+  if (o.no_attention_mask()) a.push_back("--no_attention_mask");
+  if (o.unpadded_attention()) a.push_back("--unpadded_attention");
+  if (o.fused_bias_gelu()) a.push_back("--fused_bias_gelu");
+  if (o.fused_layer_norm()) a.push_back("--fused_layer_norm");
+  if (o.cuda_graph()) a.push_back("--cuda_graph");
   if (o.pretrained()) a.push_back("--pretrained");
   if (o.eval_accuracy() > 0) a.insert(a.end(), {"--eval_accuracy", std::to_string(o.eval_accuracy())});
   if (o.cpu()) a.push_back("--cpu");

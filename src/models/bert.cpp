@@ -2,11 +2,18 @@
 // named_parameters() equals transformers' state_dict keys. B = batch, T = tokens, H = hidden,
 // N = heads, D = head_dim, I = intermediate size, L = labels.
 #include "accel/core/error.h"
+#include "accel/core/logging.h"
 #include "accel/distributed/unit.h"
 #include "accel/models/bert.h"
+#include "accel/models/fused_ops.h"
 #include "accel/precision/attention.h"
+#include "accel/precision/varlen_attention.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+
+#include <atomic>
+#include <mutex>
 
 namespace accel::models {
 namespace nn = torch::nn;
@@ -34,7 +41,34 @@ void init_bert_weights(nn::Module& root, const BertConfig& c) {
   }
 }
 
+// Says once per process and path that a GPU speed path was asked for but the layers compute the
+// usual way here (the one-line notice of a silent downgrade).
+void note_fast_path_unused(std::atomic<bool>& said, const char* option, const std::string& why) {
+  if (!said.exchange(true))
+    logger().info("BertConfig.", option, " is on but ", why, "; the layers use the standard ops here.");
+}
+
+std::atomic<bool> g_said_unpadded{false}, g_said_gelu{false}, g_said_layer_norm{false};
+
+// Whether the fused kernels run for a layer input on `t`'s device.
+bool fused_kernels_here(const torch::Tensor& t, std::atomic<bool>& said, const char* option) {
+  if (t.is_cuda() && fused_ops_cuda_available()) return true;
+  note_fast_path_unused(said, option,
+                        t.is_cuda() ? std::string("this build has no CUDA kernels (built without nvcc)")
+                                    : std::string("it runs only on CUDA devices"));
+  return false;
+}
+
 }  // namespace
+
+namespace detail {
+struct BertVarlenCache {
+  std::mutex mu;
+  torch::Tensor mask;  // the (B, 1, 1, T) mask the packing was made from (kept alive to compare)
+  int64_t version = -1;
+  VarlenPacking packing;
+};
+}  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
 
@@ -85,13 +119,70 @@ torch::Tensor BertEmbeddingsImpl::embed(const torch::Tensor& input_ids, const to
 // ---------------------------------------------------------------------------------------------
 
 BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
-    : num_heads_(c.num_attention_heads), head_dim_(c.head_dim()), dropout_p_(c.attention_probs_dropout_prob) {
+    : num_heads_(c.num_attention_heads),
+      head_dim_(c.head_dim()),
+      dropout_p_(c.attention_probs_dropout_prob),
+      unpadded_(c.unpadded_attention) {
   query = register_module("query", nn::Linear(c.hidden_size, c.hidden_size));
   key = register_module("key", nn::Linear(c.hidden_size, c.hidden_size));
   value = register_module("value", nn::Linear(c.hidden_size, c.hidden_size));
+  if (unpadded_) varlen_cache_ = std::make_shared<detail::BertVarlenCache>();
+}
+
+torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& hidden, const torch::Tensor& mask) {
+  const int64_t B = hidden.size(0), T = hidden.size(1);
+  if (!hidden.is_cuda()) {
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "it runs only on CUDA devices");
+    return {};
+  }
+  // FlashAttention takes bf16/fp16: the autocast dtype, or the model's own.
+  const auto dtype = at::autocast::is_autocast_enabled(at::kCUDA) ? at::autocast::get_autocast_dtype(at::kCUDA)
+                                                                  : hidden.scalar_type();
+  if (dtype != torch::kBFloat16 && dtype != torch::kHalf) {
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "FlashAttention needs bf16 or fp16 (this is fp32)");
+    return {};
+  }
+  if (head_dim_ % 8 != 0 || head_dim_ > 256) {
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "FlashAttention needs a head dim that is a multiple of 8, at most 256");
+    return {};
+  }
+  if (mask.defined() && !(mask.dim() == 4 && mask.size(0) == B && mask.size(1) == 1 && mask.size(2) == 1 &&
+                          mask.size(3) == T && mask.scalar_type() == torch::kBool)) {
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "the mask is not a (B, 1, 1, T) padding mask");
+    return {};
+  }
+  VarlenPacking packing;
+  if (!mask.defined()) {  // every token real: no synchronisation needed
+    packing.batch = B;
+    packing.seq_len = T;
+    packing.total = B * T;
+    packing.max_seqlen = T;
+    packing.cu_seqlens = torch::arange(0, (B + 1) * T, T, hidden.options().dtype(torch::kInt));
+  } else {
+    auto& cache = *varlen_cache_;
+    std::lock_guard<std::mutex> lock(cache.mu);
+    if (!cache.mask.defined() || !cache.mask.is_same(mask) || cache.version != mask._version()) {
+      cache.packing = make_varlen_packing(mask.view({B, T}));
+      cache.mask = mask;
+      cache.version = mask._version();
+    }
+    packing = cache.packing;
+  }
+  const int64_t N = num_heads_, D = head_dim_, total = packing.total;
+  const torch::Tensor x = pack_tokens(hidden, packing);  // (total, H)
+  torch::Tensor q = query(x).view({total, N, D});        // (total, N, D)
+  torch::Tensor k = key(x).view({total, N, D});          // (total, N, D)
+  torch::Tensor v = value(x).view({total, N, D});        // (total, N, D)
+  const double p = is_training() ? dropout_p_ : 0.0;
+  torch::Tensor ctx = varlen_attention(q, k, v, packing, p, 1.0 / std::sqrt(static_cast<double>(D)));  // (total, N, D)
+  return unpack_tokens(ctx.reshape({total, N * D}), packing);  // (B, T, H)
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
+  if (unpadded_) {
+    torch::Tensor out = forward_unpadded(hidden, mask);
+    if (out.defined()) return out;
+  }
   const int64_t B = hidden.size(0), T = hidden.size(1);
   auto heads = [&](const torch::Tensor& x) {
     return x.view({B, T, num_heads_, head_dim_}).transpose(1, 2);  // (B, T, H) -> (B, N, T, D)
@@ -110,13 +201,25 @@ torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const 
   return ctx.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});  // (B, T, H)
 }
 
-BertSelfOutputImpl::BertSelfOutputImpl(const BertConfig& c) {
+BertSelfOutputImpl::BertSelfOutputImpl(const BertConfig& c) : fused_(c.fused_layer_norm) {
   dense = register_module("dense", nn::Linear(c.hidden_size, c.hidden_size));
   LayerNorm = register_module("LayerNorm", make_layer_norm(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
 }
 
+namespace {
+// dense without its bias, then one kernel: LayerNorm(dropout(x + bias) + input).
+torch::Tensor fused_output(const nn::Linear& dense, const nn::LayerNorm& norm, const nn::Dropout& dropout,
+                           const torch::Tensor& hidden, const torch::Tensor& input) {
+  torch::Tensor x = torch::nn::functional::linear(hidden, dense->weight);  // (B, T, H)
+  return bias_dropout_residual_layer_norm(x, dense->bias, input, norm->weight, norm->bias, dropout->options.p(),
+                                          dropout->is_training(), norm->options.eps());  // (B, T, H)
+}
+}  // namespace
+
 torch::Tensor BertSelfOutputImpl::forward(const torch::Tensor& hidden, const torch::Tensor& input) {
+  if (fused_ && fused_kernels_here(hidden, g_said_layer_norm, "fused_layer_norm"))
+    return fused_output(dense, LayerNorm, dropout, hidden, input);
   torch::Tensor x = dropout(dense(hidden));  // (B, T, H)
   return LayerNorm(x + input);               // (B, T, H)
 }
@@ -131,11 +234,21 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torc
   return output(ctx, hidden);              // (B, T, H)
 }
 
-BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : act_(c.hidden_act) {
+BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : act_(c.hidden_act), fused_(c.fused_bias_gelu) {
   dense = register_module("dense", nn::Linear(c.hidden_size, c.intermediate_size));
 }
 
 torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
+  if (fused_) {
+    const bool exact = act_ == "gelu";
+    const bool tanh = act_ == "gelu_new" || act_ == "gelu_pytorch_tanh" || act_ == "gelu_fast";
+    if (!exact && !tanh) {
+      note_fast_path_unused(g_said_gelu, "fused_bias_gelu", "the activation is " + act_ + ", not GELU");
+    } else if (fused_kernels_here(hidden, g_said_gelu, "fused_bias_gelu")) {
+      torch::Tensor x = torch::nn::functional::linear(hidden, dense->weight);  // (B, T, I), no bias
+      return bias_gelu(x, dense->bias, tanh);                                  // (B, T, I)
+    }
+  }
   torch::Tensor x = dense(hidden);            // (B, T, I)
   if (act_ == "gelu") return torch::gelu(x);  // exact (erf), transformers' "gelu"
   if (act_ == "gelu_new" || act_ == "gelu_pytorch_tanh" || act_ == "gelu_fast") return torch::gelu(x, "tanh");
@@ -143,13 +256,15 @@ torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& hidden) {
   return torch::silu(x);  // silu / swish (validated in BertConfig)
 }
 
-BertOutputImpl::BertOutputImpl(const BertConfig& c) {
+BertOutputImpl::BertOutputImpl(const BertConfig& c) : fused_(c.fused_layer_norm) {
   dense = register_module("dense", nn::Linear(c.intermediate_size, c.hidden_size));
   LayerNorm = register_module("LayerNorm", make_layer_norm(c));
   dropout = register_module("dropout", nn::Dropout(c.hidden_dropout_prob));
 }
 
 torch::Tensor BertOutputImpl::forward(const torch::Tensor& hidden, const torch::Tensor& input) {
+  if (fused_ && fused_kernels_here(hidden, g_said_layer_norm, "fused_layer_norm"))
+    return fused_output(dense, LayerNorm, dropout, hidden, input);
   torch::Tensor x = dropout(dense(hidden));  // (B, T, I) -> (B, T, H)
   return LayerNorm(x + input);               // (B, T, H)
 }
@@ -174,7 +289,13 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& hidden, const torch::T
 
 BertEncoderImpl::BertEncoderImpl(const BertConfig& c) {
   layer = register_module("layer", nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layer->push_back(BertLayer(c));
+  std::shared_ptr<detail::BertVarlenCache> cache;
+  if (c.unpadded_attention) cache = std::make_shared<detail::BertVarlenCache>();
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    BertLayer l(c);
+    if (cache) l->attention->self->set_varlen_cache(cache);  // one packing per forward, not per layer
+    layer->push_back(l);
+  }
 }
 
 torch::Tensor BertEncoderImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask,

@@ -45,8 +45,27 @@ struct PrecisionBenchmarkOptions {
   /// default.
   TORCH_ARG(int, num_threads) = 0;
   /// "random" (default): uniform token ids, random labels; "imdb": real reviews tokenized with
-  /// the default model's vocabulary, truncated/padded to seq_len.
+  /// the default model's vocabulary, truncated/padded to seq_len; "lengths": random ids in
+  /// dynamically padded batches whose sequence lengths are read in order from lengths_file (each
+  /// capped at seq_len; a batch is as long as its longest sequence), so the padding is that of
+  /// real data (bench/gpu/prepare_carry.sh writes IMDb's).
   TORCH_ARG(std::string, data) = "random";
+  /// For data "lengths": a text file of positive integers (token counts), one per line.
+  TORCH_ARG(std::string, lengths_file) = "";
+  /// Do not pass the attention mask of data "random" (every token is real there; transformers
+  /// drops such an all-true mask itself, which lets SDPA pick FlashAttention). Default false.
+  TORCH_ARG(bool, no_attention_mask) = false;
+  /// GPU speed paths of the model (BertConfig's fields of the same names; CUDA only, off by
+  /// default until measured). Default false each.
+  TORCH_ARG(bool, unpadded_attention) = false;
+  TORCH_ARG(bool, fused_bias_gelu) = false;
+  TORCH_ARG(bool, fused_layer_norm) = false;
+  /// Capture one whole training step (forward, backward, optimizer step) in a CUDA graph after the
+  /// warm-up and replay it for the timed steps. Needs a CUDA build and device, fixed shapes (data
+  /// "random", which then passes no attention mask), bf16 or fp32 (fp16's loss scaler reads the
+  /// GPU every step), and warmup >= 1. The replayed AdamW step keeps the captured step's bias
+  /// correction, so the figure is one of speed only. Default false.
+  TORCH_ARG(bool, cuda_graph) = false;
   /// aclImdb folder for data == "imdb" (default: datasets::resolve_imdb_dir's search).
   TORCH_ARG(std::string, data_dir) = "";
   /// Use the CPU even when a GPU is present. Default false.
@@ -109,7 +128,13 @@ struct PrecisionResult {
   double step_time_p25_s = 0;  ///< first quartile
   double step_time_p75_s = 0;  ///< third quartile
   double samples_per_s = 0;    ///< batch_size * world_size / median step time
-  double tokens_per_s = 0;     ///< samples_per_s * seq_len
+  double tokens_per_s = 0;     ///< samples_per_s * seq_len (padding included)
+  /// Tokens that are not padding per second, all processes: real tokens of the timed steps over
+  /// their total time (equals tokens_per_s for data "random").
+  double real_tokens_per_s = 0;
+  /// Mean tokens per timed step (padding included) and of them real, per process.
+  double tokens_per_step = 0;
+  double real_tokens_per_step = 0;
   double loss_first = 0;       ///< loss of the first timed step
   double loss_last = 0;        ///< loss of the last timed step ("loss after N steps")
   bool loss_finite = false;
@@ -143,7 +168,10 @@ struct PrecisionReport {
   int num_threads = 0;      ///< torch::get_num_threads() during the run
   std::string device;       ///< "cpu" or "cuda:0"
   std::string device_name;  ///< CPU model or GPU name
-  std::string data;         ///< "random" | "imdb"
+  std::string data;         ///< "random" | "imdb" | "lengths"
+  /// The speed options that were on ("unpadded_attention", "fused_bias_gelu", "fused_layer_norm",
+  /// "cuda_graph", "no_attention_mask").
+  std::vector<std::string> speed_options;
   std::string torch_version;
   double flops_per_step = 0;  ///< training FLOPs of one step on one process
   std::string flops_formula;  ///< how flops_per_step is computed

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,20 @@ struct BertConfig {
   bool output_hidden_states = false;
   /// Build the pooler (BertModel only; not written to config.json). The classifier needs it.
   bool add_pooling_layer = true;
+
+  // GPU speed paths (not written to config.json). Each is off by default until measured on a GPU
+  // (docs/notes/bench.md); each runs only on CUDA and changes nothing elsewhere, where the layers
+  // compute exactly what they compute with the option off (one log line says so).
+  /// Self-attention over the real tokens only (accel/precision/varlen_attention.h): the layer packs
+  /// the tokens the attention mask marks as real, projects and attends with FlashAttention's
+  /// variable-length kernel (bf16/fp16), and unpacks. Needs a (B, T) padding mask (or none).
+  bool unpadded_attention = false;
+  /// Feed-forward expansion as a bias-free matmul plus one fused bias + GELU kernel
+  /// (accel/models/fused_ops.h); gelu and the tanh variants only.
+  bool fused_bias_gelu = false;
+  /// Each output block (attention output, feed-forward output) as a bias-free matmul plus one fused
+  /// bias + dropout + residual + LayerNorm kernel (accel/models/fused_ops.h).
+  bool fused_layer_norm = false;
 
   /// A built-in architecture by name: "bert-base-uncased", "bert-large-uncased",
   /// "all-MiniLM-L6-v2", "bert-tiny" (2 x 128). Throws accel::Error listing the names otherwise.
@@ -88,6 +103,12 @@ class BertEmbeddingsImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertEmbeddings);
 
+namespace detail {
+/// The token packing of the last attention mask seen, shared by the layers of one encoder (one
+/// device-to-host copy per forward instead of one per layer). Internal to the BERT modules.
+struct BertVarlenCache;
+}  // namespace detail
+
 /// Multi-head self-attention: query/key/value projections and scaled_dot_product_attention.
 class BertSelfAttentionImpl : public torch::nn::Module {
  public:
@@ -95,13 +116,20 @@ class BertSelfAttentionImpl : public torch::nn::Module {
   /// hidden (B, T, H); mask: boolean (B, 1, 1, T) or (B, 1, T, T), true = attend, or undefined.
   /// Returns the per-head context re-merged to (B, T, H).
   torch::Tensor forward(const torch::Tensor& hidden, const torch::Tensor& mask = {});
+  /// Shares the packing cache of config.unpadded_attention with other layers (BertEncoder does).
+  void set_varlen_cache(std::shared_ptr<detail::BertVarlenCache> cache) { varlen_cache_ = std::move(cache); }
 
   torch::nn::Linear query{nullptr}, key{nullptr}, value{nullptr};
 
  private:
+  // The unpadded path; undefined when it does not apply (then the padded path runs).
+  torch::Tensor forward_unpadded(const torch::Tensor& hidden, const torch::Tensor& mask);
+
   int64_t num_heads_;
   int64_t head_dim_;
   double dropout_p_;
+  bool unpadded_ = false;
+  std::shared_ptr<detail::BertVarlenCache> varlen_cache_;
 };
 TORCH_MODULE(BertSelfAttention);
 
@@ -115,6 +143,9 @@ class BertSelfOutputImpl : public torch::nn::Module {
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
+
+ private:
+  bool fused_ = false;
 };
 TORCH_MODULE(BertSelfOutput);
 
@@ -141,6 +172,7 @@ class BertIntermediateImpl : public torch::nn::Module {
 
  private:
   std::string act_;
+  bool fused_ = false;
 };
 TORCH_MODULE(BertIntermediate);
 
@@ -154,6 +186,9 @@ class BertOutputImpl : public torch::nn::Module {
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};
   torch::nn::Dropout dropout{nullptr};
+
+ private:
+  bool fused_ = false;
 };
 TORCH_MODULE(BertOutput);
 
