@@ -193,10 +193,14 @@ int main(int argc, char** argv) {
     }
     pg->barrier();
   }
+  // The Accelerator makes its own group on the same MASTER_PORT: release this one (and rank 0's
+  // store, which listens on that port) first.
+  const std::string pg_backend = pg ? pg->backend_name() : "";
+  pg.reset();
 
   // One DDP step through the Accelerator with the same backend: parameters must agree afterwards.
-  if (pg && world > 1) {
-    run("DDP step (" + pg->backend_name() + "): parameters equal on every rank", [&] {
+  if (!pg_backend.empty() && world > 1) {
+    run("DDP step (" + pg_backend + "): parameters equal on every rank", [&] {
       accel::Accelerator acc(accel::AcceleratorOptions().cpu(cpu).seed(0).process_group(
           accel::ProcessGroupOptions().backend(backend).timeout_s(60.0)));
       torch::manual_seed(0);
