@@ -59,7 +59,9 @@ std::string quoted(const std::string& s) {
 }
 
 struct NetImpl : torch::nn::Module {
-  NetImpl() : fc1(register_module("fc1", torch::nn::Linear(8, 16))), fc2(register_module("fc2", torch::nn::Linear(16, 1))) {}
+  NetImpl()
+      : fc1(register_module("fc1", torch::nn::Linear(8, 16))),
+        fc2(register_module("fc2", torch::nn::Linear(16, 1))) {}
   torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(fc1(x))); }
   torch::nn::Linear fc1, fc2;
 };
@@ -89,8 +91,10 @@ int main(int argc, char** argv) {
     } else if (a == "--busbw_mib") {
       busbw_mib = std::stoll(next());
     } else {
-      std::fprintf(stderr, "bench_gpu_collectives: unknown option %s (see the comment at the top of "
-                           "bench/gpu_collectives.cpp)\n", a.c_str());
+      std::fprintf(stderr,
+                   "bench_gpu_collectives: unknown option %s (see the comment at the top of "
+                   "bench/gpu_collectives.cpp)\n",
+                   a.c_str());
       return 2;
     }
   }
@@ -159,7 +163,8 @@ int main(int argc, char** argv) {
       auto t = torch::arange(3, f32) + rank * 3.0;
       auto all = pg->all_gather(t);
       if (static_cast<int>(all.size()) != world) throw std::runtime_error("wrong number of tensors");
-      for (int r = 0; r < world; ++r) expect_equal(all[r], torch::arange(3) + r * 3.0, "rank " + std::to_string(r));
+      for (int r = 0; r < world; ++r)
+        expect_equal(all[r], torch::arange(3) + r * 3.0, "rank " + std::to_string(r));
       return std::string("ok");
     });
     run("all_gather_into / reduce_scatter", [&] {
@@ -212,10 +217,12 @@ int main(int argc, char** argv) {
       acc.backward(loss);
       opt->step();
       opt->zero_grad();
-      auto flat = torch::cat({net->fc1->weight.flatten(), net->fc1->bias, net->fc2->weight.flatten(),
-                              net->fc2->bias}).detach();
+      auto flat =
+          torch::cat({net->fc1->weight.flatten(), net->fc1->bias, net->fc2->weight.flatten(), net->fc2->bias})
+              .detach();
       auto all = acc.gather(flat.unsqueeze(0));  // (world, n)
-      for (int r = 1; r < world; ++r) expect_equal(all[r], all[0], "rank " + std::to_string(r) + " vs rank 0");
+      for (int r = 1; r < world; ++r)
+        expect_equal(all[r], all[0], "rank " + std::to_string(r) + " vs rank 0");
       return std::string("device ") + acc.device().str();
     });
   }
@@ -223,8 +230,9 @@ int main(int argc, char** argv) {
   bool all_ok = true;
   for (const auto& c : checks) all_ok = all_ok && c.ok;
   if (rank == 0) {
-    for (const auto& c : checks) std::printf("%s  %s%s%s\n", c.ok ? "PASS" : "FAIL", c.name.c_str(),
-                                             c.detail.empty() ? "" : ": ", c.detail.c_str());
+    for (const auto& c : checks)
+      std::printf("%s  %s%s%s\n", c.ok ? "PASS" : "FAIL", c.name.c_str(), c.detail.empty() ? "" : ": ",
+                  c.detail.c_str());
     if (!json_path.empty()) {
       std::ofstream out(json_path);
       out << "{\"backend\": " << quoted(backend) << ", \"world_size\": " << world
@@ -232,12 +240,12 @@ int main(int argc, char** argv) {
           << ", \"busbw_gbps\": " << busbw << ", \"checks\": [";
       for (size_t i = 0; i < checks.size(); ++i)
         out << (i ? ", " : "") << "{\"name\": " << quoted(checks[i].name)
-            << ", \"ok\": " << (checks[i].ok ? "true" : "false") << ", \"detail\": " << quoted(checks[i].detail)
-            << "}";
+            << ", \"ok\": " << (checks[i].ok ? "true" : "false")
+            << ", \"detail\": " << quoted(checks[i].detail) << "}";
       out << "]}\n";
     }
-    std::printf("%s: %zu checks, backend %s, world size %d, device %s\n", all_ok ? "PASS" : "FAIL", checks.size(),
-                backend.c_str(), world, dev.str().c_str());
+    std::printf("%s: %zu checks, backend %s, world size %d, device %s\n", all_ok ? "PASS" : "FAIL",
+                checks.size(), backend.c_str(), world, dev.str().c_str());
   }
   return all_ok ? 0 : 1;
 }

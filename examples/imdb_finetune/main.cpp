@@ -223,20 +223,19 @@ int main(int argc, char** argv) {
     }
     accel::ShardingOptions sharding;
     if (!args.sharding.empty()) {
-      sharding.strategy(accel::parse_sharding_strategy(args.sharding)).wrap_module_types({"BertLayer", "BertEmbeddings"});
+      sharding.strategy(accel::parse_sharding_strategy(args.sharding))
+          .wrap_module_types({"BertLayer", "BertEmbeddings"});
     }
     if (args.activation_checkpointing) {
       sharding.activation_checkpointing(true);
       if (sharding.wrap_module_types().empty()) sharding.wrap_module_types({"BertLayer"});
     }
-    accel::Accelerator acc(accel::AcceleratorOptions()
-                               .seed(args.seed)
-                               .log_with(trackers)
-                               .sharding(sharding)
-                               .project(accel::ProjectOptions()
-                                            .project_dir(args.project_dir)
-                                            .automatic_checkpoint_naming(true)
-                                            .total_limit(args.checkpoints_total_limit)));
+    accel::Accelerator acc(
+        accel::AcceleratorOptions().seed(args.seed).log_with(trackers).sharding(sharding).project(
+            accel::ProjectOptions()
+                .project_dir(args.project_dir)
+                .automatic_checkpoint_naming(true)
+                .total_limit(args.checkpoints_total_limit)));
 
     // Data: the main process resolves (and if needed downloads) it first.
     accel::datasets::ImdbLocation where;

@@ -115,8 +115,9 @@ std::vector<std::string> speed_option_names(const PrecisionBenchmarkOptions& o) 
 
 // The token counts of a lengths file (one positive integer per line; blank lines skipped).
 std::vector<int64_t> read_lengths(const std::string& path) {
-  ACCEL_CHECK_INPUT(!path.empty(), "bench precision: --data lengths needs --lengths_file FILE (one token count ",
-                    "per line). HINT: bench/gpu/prepare_carry.sh writes IMDb's as .gpu-carry/imdb_lengths.txt.");
+  ACCEL_CHECK_INPUT(
+      !path.empty(), "bench precision: --data lengths needs --lengths_file FILE (one token count ",
+      "per line). HINT: bench/gpu/prepare_carry.sh writes IMDb's as .gpu-carry/imdb_lengths.txt.");
   std::istringstream in(fs::read_file(path, "lengths file"));
   std::vector<int64_t> out;
   std::string line;
@@ -160,13 +161,17 @@ void validate(const PrecisionBenchmarkOptions& o) {
   ACCEL_CHECK(o.data() == "random" || o.data() == "imdb" || o.data() == "lengths", "bench precision: data='",
               o.data(), "' is not known; accepted: random, imdb, lengths.");
   if (o.data() == "lengths") read_lengths(o.lengths_file());
-  ACCEL_CHECK(!o.no_attention_mask() || o.data() == "random",
-              "bench precision: --no_attention_mask applies to --data random only (the other data has padding).");
+  ACCEL_CHECK(
+      !o.no_attention_mask() || o.data() == "random",
+      "bench precision: --no_attention_mask applies to --data random only (the other data has padding).");
   if (o.cuda_graph()) {
-    ACCEL_CHECK(o.data() == "random", "bench precision: --cuda_graph needs fixed shapes, i.e. --data random (",
-                "data '", o.data(), "' changes the batch shape or reads lengths on the host).");
-    ACCEL_CHECK(o.warmup() >= 1, "bench precision: --cuda_graph needs --warmup >= 1 (an eager step before capture).");
-    ACCEL_CHECK(o.eval_accuracy() == 0, "bench precision: --cuda_graph cannot be combined with --eval_accuracy.");
+    ACCEL_CHECK(o.data() == "random",
+                "bench precision: --cuda_graph needs fixed shapes, i.e. --data random (", "data '", o.data(),
+                "' changes the batch shape or reads lengths on the host).");
+    ACCEL_CHECK(o.warmup() >= 1,
+                "bench precision: --cuda_graph needs --warmup >= 1 (an eager step before capture).");
+    ACCEL_CHECK(o.eval_accuracy() == 0,
+                "bench precision: --cuda_graph cannot be combined with --eval_accuracy.");
   }
   ACCEL_CHECK(o.eval_accuracy() >= 0, "bench precision: eval_accuracy=", o.eval_accuracy(), " must be >= 0.");
   ACCEL_CHECK(o.eval_accuracy() == 0 || o.data() == "imdb",
@@ -262,12 +267,13 @@ std::vector<models::BertBatch> make_batches(const PrecisionBenchmarkOptions& o, 
       std::vector<int64_t> len(static_cast<size_t>(b));
       int64_t longest = 1;
       for (int64_t j = 0; j < b; ++j) {
-        len[static_cast<size_t>(j)] = std::min(t, lengths[static_cast<size_t>(((i + rank * count) * b + j) % n)]);
+        len[static_cast<size_t>(j)] =
+            std::min(t, lengths[static_cast<size_t>(((i + rank * count) * b + j) % n)]);
         longest = std::max(longest, len[static_cast<size_t>(j)]);
       }
-      auto positions = torch::arange(longest, torch::kLong).unsqueeze(0);                 // (1, T)
+      auto positions = torch::arange(longest, torch::kLong).unsqueeze(0);                        // (1, T)
       auto mask = positions.lt(torch::tensor(len, torch::kLong).unsqueeze(1)).to(torch::kLong);  // (B, T)
-      auto ids = torch::randint(low, cfg.vocab_size, {b, longest}, gen, torch::kLong) * mask;     // pad id 0
+      auto ids = torch::randint(low, cfg.vocab_size, {b, longest}, gen, torch::kLong) * mask;    // pad id 0
       auto labels = torch::randint(0, cfg.num_labels, {b}, gen, torch::kLong);
       out.push_back({ids, mask, torch::zeros({b, longest}, torch::kLong), labels});
     }
@@ -277,7 +283,8 @@ std::vector<models::BertBatch> make_batches(const PrecisionBenchmarkOptions& o, 
     auto ids = torch::randint(low, cfg.vocab_size, {b, t}, gen, torch::kLong);
     auto labels = torch::randint(0, cfg.num_labels, {b}, gen, torch::kLong);
     // Every token is real; with no_attention_mask the batch says so by having no mask at all.
-    at::Tensor mask = (o.no_attention_mask() || o.cuda_graph()) ? at::Tensor() : torch::ones({b, t}, torch::kLong);
+    at::Tensor mask =
+        (o.no_attention_mask() || o.cuda_graph()) ? at::Tensor() : torch::ones({b, t}, torch::kLong);
     out.push_back({ids, mask, torch::zeros({b, t}, torch::kLong), labels});
   }
   return out;
@@ -538,8 +545,8 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
     // A short fine-tune (eval_accuracy) and dynamically padded lengths see distinct batches; a
     // fixed-shape speed run cycles 8 (a captured CUDA graph replays one).
     const int64_t distinct = (o.eval_accuracy() > 0 || o.data() == "lengths") ? total_steps
-                             : o.cuda_graph()                                  ? 1
-                                                                               : std::min<int64_t>(total_steps, 8);
+                             : o.cuda_graph()                                 ? 1
+                                              : std::min<int64_t>(total_steps, 8);
     auto batches = make_batches(o, cfg, distinct, acc.process_index());
     for (auto& b : batches) b = b.to(acc.device());
     r.world_size = acc.num_processes();
@@ -549,7 +556,8 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
     if (o.cuda_graph()) {
       ACCEL_CHECK(is_cuda_device(device), "bench precision: --cuda_graph needs a CUDA device (this run uses ",
                   device, ").");
-      ACCEL_CHECK(precision != "fp16", "bench precision: --cuda_graph cannot capture fp16 steps: the loss scaler ",
+      ACCEL_CHECK(precision != "fp16",
+                  "bench precision: --cuda_graph cannot capture fp16 steps: the loss scaler ",
                   "reads the GPU on every step. HINT: use --precisions bf16 or no.");
       graph = std::make_unique<CudaGraphStep>();  // throws when the build has no CUDA graphs
     }
@@ -603,7 +611,8 @@ PrecisionResult run_single_precision(const PrecisionBenchmarkOptions& o, const s
     }
     bar.close();
     const double timed = static_cast<double>(r.step_times_s.size());
-    ACCEL_CHECK(timed > 0, "bench precision: no timed step (with --cuda_graph the first timed step captures; ",
+    ACCEL_CHECK(timed > 0,
+                "bench precision: no timed step (with --cuda_graph the first timed step captures; ",
                 "use --steps >= 2).");
     double total_time = 0;
     for (double t : r.step_times_s) total_time += t;
@@ -733,7 +742,8 @@ PrecisionReport run_precision_benchmark(const PrecisionBenchmarkOptions& o) {
         "does not apply: no model TFLOP/s or MFU; compare real_tokens_per_s.");
   if (o.cuda_graph())
     rep.notes.push_back(
-        "cuda_graph: the first timed step captures the step (not timed; timed steps = steps - 1); replays keep "
+        "cuda_graph: the first timed step captures the step (not timed; timed steps = steps - 1); replays "
+        "keep "
         "AdamW's bias correction of the captured step (a speed figure only).");
   for (auto& r : rep.results) {
     if (!r.ran || r.step_time_median_s <= 0 || o.data() == "lengths") continue;

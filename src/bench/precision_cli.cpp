@@ -212,8 +212,10 @@ PrecisionBenchmarkOptions parse_precision_args(const std::vector<std::string>& a
       ACCEL_CHECK(
           false, "bench precision: unknown option '", k,
           "'. Options: --config, --pretrained, --seq_len, --batch_size, --steps, --warmup, --precisions, "
-          "--lr, --num_threads, --data, --data_dir, --lengths_file, --no_attention_mask, --unpadded_attention, "
-          "--fused_bias_gelu, --fused_layer_norm, --cuda_graph, --cpu, --seed, --eval_accuracy, --gemm_sizes, "
+          "--lr, --num_threads, --data, --data_dir, --lengths_file, --no_attention_mask, "
+          "--unpadded_attention, "
+          "--fused_bias_gelu, --fused_layer_norm, --cuda_graph, --cpu, --seed, --eval_accuracy, "
+          "--gemm_sizes, "
           "--gemm_reps, "
           "--gemm_budget_s, --no_gemm, "
           "--in_process, --no_progress, --json, --png (see --help).");

@@ -129,26 +129,31 @@ BertSelfAttentionImpl::BertSelfAttentionImpl(const BertConfig& c)
   if (unpadded_) varlen_cache_ = std::make_shared<detail::BertVarlenCache>();
 }
 
-torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& hidden, const torch::Tensor& mask) {
+torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& hidden,
+                                                      const torch::Tensor& mask) {
   const int64_t B = hidden.size(0), T = hidden.size(1);
   if (!hidden.is_cuda()) {
     note_fast_path_unused(g_said_unpadded, "unpadded_attention", "it runs only on CUDA devices");
     return {};
   }
   // FlashAttention takes bf16/fp16: the autocast dtype, or the model's own.
-  const auto dtype = at::autocast::is_autocast_enabled(at::kCUDA) ? at::autocast::get_autocast_dtype(at::kCUDA)
-                                                                  : hidden.scalar_type();
+  const auto dtype = at::autocast::is_autocast_enabled(at::kCUDA)
+                         ? at::autocast::get_autocast_dtype(at::kCUDA)
+                         : hidden.scalar_type();
   if (dtype != torch::kBFloat16 && dtype != torch::kHalf) {
-    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "FlashAttention needs bf16 or fp16 (this is fp32)");
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention",
+                          "FlashAttention needs bf16 or fp16 (this is fp32)");
     return {};
   }
   if (head_dim_ % 8 != 0 || head_dim_ > 256) {
-    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "FlashAttention needs a head dim that is a multiple of 8, at most 256");
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention",
+                          "FlashAttention needs a head dim that is a multiple of 8, at most 256");
     return {};
   }
   if (mask.defined() && !(mask.dim() == 4 && mask.size(0) == B && mask.size(1) == 1 && mask.size(2) == 1 &&
                           mask.size(3) == T && mask.scalar_type() == torch::kBool)) {
-    note_fast_path_unused(g_said_unpadded, "unpadded_attention", "the mask is not a (B, 1, 1, T) padding mask");
+    note_fast_path_unused(g_said_unpadded, "unpadded_attention",
+                          "the mask is not a (B, 1, 1, T) padding mask");
     return {};
   }
   VarlenPacking packing;
@@ -174,8 +179,9 @@ torch::Tensor BertSelfAttentionImpl::forward_unpadded(const torch::Tensor& hidde
   torch::Tensor k = key(x).view({total, N, D});          // (total, N, D)
   torch::Tensor v = value(x).view({total, N, D});        // (total, N, D)
   const double p = is_training() ? dropout_p_ : 0.0;
-  torch::Tensor ctx = varlen_attention(q, k, v, packing, p, 1.0 / std::sqrt(static_cast<double>(D)));  // (total, N, D)
-  return unpack_tokens(ctx.reshape({total, N * D}), packing);  // (B, T, H)
+  torch::Tensor ctx =
+      varlen_attention(q, k, v, packing, p, 1.0 / std::sqrt(static_cast<double>(D)));  // (total, N, D)
+  return unpack_tokens(ctx.reshape({total, N * D}), packing);                          // (B, T, H)
 }
 
 torch::Tensor BertSelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask) {
@@ -212,8 +218,9 @@ namespace {
 torch::Tensor fused_output(const nn::Linear& dense, const nn::LayerNorm& norm, const nn::Dropout& dropout,
                            const torch::Tensor& hidden, const torch::Tensor& input) {
   torch::Tensor x = torch::nn::functional::linear(hidden, dense->weight);  // (B, T, H)
-  return bias_dropout_residual_layer_norm(x, dense->bias, input, norm->weight, norm->bias, dropout->options.p(),
-                                          dropout->is_training(), norm->options.eps());  // (B, T, H)
+  return bias_dropout_residual_layer_norm(x, dense->bias, input, norm->weight, norm->bias,
+                                          dropout->options.p(), dropout->is_training(),
+                                          norm->options.eps());  // (B, T, H)
 }
 }  // namespace
 
@@ -234,7 +241,8 @@ torch::Tensor BertAttentionImpl::forward(const torch::Tensor& hidden, const torc
   return output(ctx, hidden);              // (B, T, H)
 }
 
-BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c) : act_(c.hidden_act), fused_(c.fused_bias_gelu) {
+BertIntermediateImpl::BertIntermediateImpl(const BertConfig& c)
+    : act_(c.hidden_act), fused_(c.fused_bias_gelu) {
   dense = register_module("dense", nn::Linear(c.hidden_size, c.intermediate_size));
 }
 
@@ -330,8 +338,9 @@ torch::Tensor make_attention_mask(const torch::Tensor& attention_mask) {
 
 namespace {
 torch::Tensor fp32(const torch::Tensor& t) {
-  return t.defined() && (t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf) ? t.to(torch::kFloat)
-                                                                                               : t;
+  return t.defined() && (t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf)
+             ? t.to(torch::kFloat)
+             : t;
 }
 }  // namespace
 

@@ -70,9 +70,9 @@ __global__ void bias_gelu_fwd_kernel(const T* __restrict__ x, const float* __res
 
 // dx = dy * gelu'(x + b); partial[blockIdx.x, c] = sum of dx over this block's rows.
 template <typename T, typename GT>
-__global__ void bias_gelu_bwd_kernel(const GT* __restrict__ dy, const T* __restrict__ x, const float* __restrict__ b,
-                                     T* __restrict__ dx, float* __restrict__ partial, int64_t R, int64_t C,
-                                     bool tanh_approx) {
+__global__ void bias_gelu_bwd_kernel(const GT* __restrict__ dy, const T* __restrict__ x,
+                                     const float* __restrict__ b, T* __restrict__ dx,
+                                     float* __restrict__ partial, int64_t R, int64_t C, bool tanh_approx) {
   const int64_t c = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (c >= C) return;
   const float bc = b[c];
@@ -111,9 +111,10 @@ __device__ __forceinline__ float block_sum(float v, float* shared) {
 // t, t + kThreads, ... (at most kMaxPerThread of them), held in registers.
 
 template <typename XT, typename RT, typename OT>
-__global__ void bdrln_fwd_kernel(const XT* __restrict__ x, const float* __restrict__ bias, const RT* __restrict__ res,
-                                 const float* __restrict__ gamma, const float* __restrict__ beta, OT* __restrict__ y,
-                                 float* __restrict__ z, float* __restrict__ mean_out, float* __restrict__ rstd_out,
+__global__ void bdrln_fwd_kernel(const XT* __restrict__ x, const float* __restrict__ bias,
+                                 const RT* __restrict__ res, const float* __restrict__ gamma,
+                                 const float* __restrict__ beta, OT* __restrict__ y, float* __restrict__ z,
+                                 float* __restrict__ mean_out, float* __restrict__ rstd_out,
                                  uint8_t* __restrict__ keep, int64_t R, int64_t C, float dropout_p, float eps,
                                  at::PhiloxCudaState philox) {
   __shared__ float shared[kThreads / 32];
@@ -173,8 +174,8 @@ template <typename XT, typename RT, typename OT>
 __global__ void bdrln_bwd_kernel(const OT* __restrict__ dy, const float* __restrict__ z,
                                  const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
                                  const uint8_t* __restrict__ keep, const float* __restrict__ gamma,
-                                 XT* __restrict__ dx, RT* __restrict__ dres, float* __restrict__ partial, int64_t R,
-                                 int64_t C, float dropout_p) {
+                                 XT* __restrict__ dx, RT* __restrict__ dres, float* __restrict__ partial,
+                                 int64_t R, int64_t C, float dropout_p) {
   __shared__ float shared[kThreads / 32];
   const float keep_scale = keep != nullptr ? 1.0f / (1.0f - dropout_p) : 1.0f;
   const float inv_c = 1.0f / static_cast<float>(C);
@@ -222,7 +223,8 @@ __global__ void bdrln_bwd_kernel(const OT* __restrict__ dy, const float* __restr
   for (int k = 0; k < kMaxPerThread; ++k) {
     const int64_t c = threadIdx.x + static_cast<int64_t>(k) * kThreads;
     if (c < C) {
-      const int64_t row = static_cast<int64_t>(blockIdx.x) * C + c, plane = static_cast<int64_t>(gridDim.x) * C;
+      const int64_t row = static_cast<int64_t>(blockIdx.x) * C + c,
+                    plane = static_cast<int64_t>(gridDim.x) * C;
       partial[row] = dgamma[k];
       partial[plane + row] = dbeta[k];
       partial[2 * plane + row] = dbias[k];
@@ -265,8 +267,8 @@ at::Tensor bias_gelu_forward(const at::Tensor& x, const at::Tensor& bias, bool t
   auto stream = at::cuda::getCurrentCUDAStream();
   dispatch_float(x.scalar_type(), [&](auto t) {
     using T = decltype(t);
-    bias_gelu_fwd_kernel<T><<<grid, kThreads, 0, stream>>>(x.data_ptr<T>(), b.data_ptr<float>(), y.data_ptr<T>(), R,
-                                                           C, tanh_approximation);
+    bias_gelu_fwd_kernel<T><<<grid, kThreads, 0, stream>>>(x.data_ptr<T>(), b.data_ptr<float>(),
+                                                           y.data_ptr<T>(), R, C, tanh_approximation);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return y;
@@ -288,9 +290,9 @@ std::pair<at::Tensor, at::Tensor> bias_gelu_backward(const at::Tensor& dy_in, co
     using T = decltype(t);
     dispatch_float(dy.scalar_type(), [&](auto gt) {
       using GT = decltype(gt);
-      bias_gelu_bwd_kernel<T, GT><<<grid, kThreads, 0, stream>>>(dy.data_ptr<GT>(), x.data_ptr<T>(),
-                                                                 b.data_ptr<float>(), dx.data_ptr<T>(),
-                                                                 partial.data_ptr<float>(), R, C, tanh_approximation);
+      bias_gelu_bwd_kernel<T, GT><<<grid, kThreads, 0, stream>>>(
+          dy.data_ptr<GT>(), x.data_ptr<T>(), b.data_ptr<float>(), dx.data_ptr<T>(),
+          partial.data_ptr<float>(), R, C, tanh_approximation);
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -304,7 +306,8 @@ void dispatch_bdrln(at::ScalarType xt, at::ScalarType rt, at::ScalarType ot, F&&
   dispatch_float(xt, [&](auto x) {
     using XT = decltype(x);
     TORCH_CHECK(rt == xt || rt == at::kFloat, "accel fused LayerNorm: residual dtype ", rt, " with x ", xt);
-    TORCH_CHECK(ot == rt || ot == at::kFloat, "accel fused LayerNorm: output dtype ", ot, " with residual ", rt);
+    TORCH_CHECK(ot == rt || ot == at::kFloat, "accel fused LayerNorm: output dtype ", ot, " with residual ",
+                rt);
     if (rt == at::kFloat) {
       fn(x, float{}, float{});
     } else if (ot == at::kFloat) {
@@ -347,18 +350,19 @@ std::vector<at::Tensor> bdrln_forward(const at::Tensor& x, const at::Tensor& bia
     using RT = decltype(rt);
     using OT = decltype(ot);
     bdrln_fwd_kernel<XT, RT, OT><<<blocks, kThreads, 0, stream>>>(
-        x.data_ptr<XT>(), b.data_ptr<float>(), residual.data_ptr<RT>(), g.data_ptr<float>(), be.data_ptr<float>(),
-        y.data_ptr<OT>(), z.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
-        keep.defined() ? keep.data_ptr<uint8_t>() : nullptr, R, C, static_cast<float>(dropout_p),
-        static_cast<float>(eps), philox);
+        x.data_ptr<XT>(), b.data_ptr<float>(), residual.data_ptr<RT>(), g.data_ptr<float>(),
+        be.data_ptr<float>(), y.data_ptr<OT>(), z.data_ptr<float>(), mean.data_ptr<float>(),
+        rstd.data_ptr<float>(), keep.defined() ? keep.data_ptr<uint8_t>() : nullptr, R, C,
+        static_cast<float>(dropout_p), static_cast<float>(eps), philox);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return {y, z, mean, rstd, keep};
 }
 
 std::vector<at::Tensor> bdrln_backward(const at::Tensor& dy_in, const at::Tensor& z, const at::Tensor& mean,
-                                       const at::Tensor& rstd, const at::Tensor& keep, const at::Tensor& weight,
-                                       double dropout_p, at::ScalarType x_dtype, at::ScalarType residual_dtype) {
+                                       const at::Tensor& rstd, const at::Tensor& keep,
+                                       const at::Tensor& weight, double dropout_p, at::ScalarType x_dtype,
+                                       at::ScalarType residual_dtype) {
   const c10::cuda::CUDAGuard guard(z.device());
   const int64_t C = z.size(-1), R = z.numel() / C;
   at::Tensor dy = dy_in.contiguous();

@@ -22,8 +22,8 @@ class FlashVarlen : public torch::autograd::Function<FlashVarlen> {
  public:
   // q, k, v (total, N, D) contiguous; cu_seqlens (B + 1) int32.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
-                            const at::Tensor& v, const at::Tensor& cu_seqlens, int64_t max_seqlen, double dropout_p,
-                            double scale) {
+                            const at::Tensor& v, const at::Tensor& cu_seqlens, int64_t max_seqlen,
+                            double dropout_p, double scale) {
     auto [out, lse, rng_state, unused, debug] =
         at::_flash_attention_forward(q, k, v, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, dropout_p,
                                      /*is_causal=*/false, /*return_debug_mask=*/false, scale);
@@ -39,10 +39,10 @@ class FlashVarlen : public torch::autograd::Function<FlashVarlen> {
                                                  torch::autograd::variable_list grads) {
     auto s = ctx->get_saved_variables();
     const int64_t max_seqlen = ctx->saved_data["max_seqlen"].toInt();
-    auto [dq, dk, dv] = at::_flash_attention_backward(
-        grads[0].contiguous(), s[0], s[1], s[2], s[3], s[4], s[5], s[5], max_seqlen, max_seqlen,
-        ctx->saved_data["dropout_p"].toDouble(), /*is_causal=*/false, s[6], s[7],
-        ctx->saved_data["scale"].toDouble());
+    auto [dq, dk, dv] =
+        at::_flash_attention_backward(grads[0].contiguous(), s[0], s[1], s[2], s[3], s[4], s[5], s[5],
+                                      max_seqlen, max_seqlen, ctx->saved_data["dropout_p"].toDouble(),
+                                      /*is_causal=*/false, s[6], s[7], ctx->saved_data["scale"].toDouble());
     return {dq, dk, dv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -57,8 +57,9 @@ void check_packed(const at::Tensor& t, const char* name, const VarlenPacking& p)
 }  // namespace
 
 VarlenPacking make_varlen_packing(const at::Tensor& padding_mask) {
-  ACCEL_CHECK(padding_mask.defined() && padding_mask.dim() == 2, "make_varlen_packing: the padding mask must be ",
-              "(batch, tokens), got ", padding_mask.defined() ? c10::str(padding_mask.sizes()) : "undefined", ".");
+  ACCEL_CHECK(padding_mask.defined() && padding_mask.dim() == 2,
+              "make_varlen_packing: the padding mask must be ", "(batch, tokens), got ",
+              padding_mask.defined() ? c10::str(padding_mask.sizes()) : "undefined", ".");
   const at::Tensor m = padding_mask.scalar_type() == at::kBool ? padding_mask : padding_mask.ne(0);  // (B, T)
   VarlenPacking p;
   p.batch = m.size(0);
@@ -122,13 +123,13 @@ at::Tensor varlen_attention_reference(const at::Tensor& q, const at::Tensor& k, 
   }
   at::Tensor out = at::scaled_dot_product_attention(heads(q), heads(k), heads(v), mask, dropout_p,
                                                     /*is_causal=*/false, scale);  // (B, N, T, D)
-  return pack_tokens(out.transpose(1, 2), p);                                  // (total, N, D)
+  return pack_tokens(out.transpose(1, 2), p);                                     // (total, N, D)
 }
 
 }  // namespace detail
 
-at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const VarlenPacking& p,
-                            double dropout_p, std::optional<double> scale) {
+at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const VarlenPacking& p, double dropout_p, std::optional<double> scale) {
   check_packed(q, "q", p);
   check_packed(k, "k", p);
   check_packed(v, "v", p);
@@ -146,8 +147,9 @@ at::Tensor varlen_attention(const at::Tensor& q, const at::Tensor& k, const at::
       if (!g_flash_failed.exchange(true)) {
         std::string what = e.what_without_backtrace();
         if (auto nl = what.find('\n'); nl != std::string::npos) what = what.substr(0, nl);
-        logger().warning("unpadded attention: FlashAttention's variable-length kernel is not available here (",
-                         what, "); using padded scaled_dot_product_attention from now on.");
+        logger().warning(
+            "unpadded attention: FlashAttention's variable-length kernel is not available here (", what,
+            "); using padded scaled_dot_product_attention from now on.");
       }
     }
   }

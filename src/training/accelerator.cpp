@@ -142,7 +142,8 @@ Accelerator::Accelerator(AcceleratorOptions options, const EnvMap& env)
     // Shard groups: the whole world, or one machine's processes for HYBRID_*.
     const auto& sh = resolved_.sharding;
     int shard_size = state_.world_size;
-    if (sh.strategy == ShardingStrategy::kHybridShard || sh.strategy == ShardingStrategy::kHybridShardGradOp) {
+    if (sh.strategy == ShardingStrategy::kHybridShard ||
+        sh.strategy == ShardingStrategy::kHybridShardGradOp) {
       shard_size = sh.shard_group_size > 0 ? sh.shard_group_size : state_.local_world_size;
     }
     mesh_ = std::make_shared<distributed::ProcessMesh>(group_, shard_size);
@@ -165,24 +166,26 @@ void Accelerator::log_sharding() const {
   const auto& sh = resolved_.sharding;
   if (!sh.enabled()) {
     if (sh.source == "FSDP" || sh.source == "DeepSpeed")
-      logger().info(sh.source, " settings ask for no sharding (", sh.source == "FSDP" ? "NO_SHARD" : "ZeRO stage 0",
-                    "): plain data parallel.");
+      logger().info(sh.source, " settings ask for no sharding (",
+                    sh.source == "FSDP" ? "NO_SHARD" : "ZeRO stage 0", "): plain data parallel.");
     return;
   }
   std::string honoured, ignored;
   for (const auto& h : sh.honoured) honoured += (honoured.empty() ? "" : ", ") + h;
   for (const auto& i : sh.ignored) ignored += (ignored.empty() ? "" : "; ") + i;
   if (!state_.distributed() && sh.enabled()) {
-    logger().warning("sharding (", to_string(sh.strategy),
-                     ") was asked for but this is a single process: nothing to shard, training runs unsharded. "
-                     "HINT: launch several processes (accel launch --num_processes N).");
+    logger().warning(
+        "sharding (", to_string(sh.strategy),
+        ") was asked for but this is a single process: nothing to shard, training runs unsharded. "
+        "HINT: launch several processes (accel launch --num_processes N).");
     return;
   }
   logger().info("sharded data parallel (", sh.source.empty() ? "options" : sh.source, "): ", honoured);
   if (!ignored.empty()) logger().warning("sharding settings accel cannot honour, ignored: ", ignored);
   if (sh.offload_params && state_.device.is_cpu())
-    logger().info("offload_params=true: the device is the CPU, so master shards and optimizer states are "
-                  "already in CPU memory (nothing to move).");
+    logger().info(
+        "offload_params=true: the device is the CPU, so master shards and optimizer states are "
+        "already in CPU memory (nothing to move).");
 }
 
 void Accelerator::set_gradient_accumulation_steps(int64_t steps) {
@@ -232,12 +235,14 @@ void Accelerator::adopt_parameters(AcceleratedOptimizer& opt, distributed::Paral
   std::unordered_set<const c10::TensorImpl*> stateful;
   for (auto& g : opt.param_groups()) {
     for (auto& p : g.params()) {
-      if (strategy.owns(p) && opt.state().count(p.unsafeGetTensorImpl())) stateful.insert(p.unsafeGetTensorImpl());
+      if (strategy.owns(p) && opt.state().count(p.unsafeGetTensorImpl()))
+        stateful.insert(p.unsafeGetTensorImpl());
     }
   }
-  ACCEL_CHECK(stateful.empty() || !strategy.sharded(),
-              "prepare: the optimizer already has state (it stepped) for parameters of a sharded model. HINT: "
-              "prepare the model and the optimizer before the first step.");
+  ACCEL_CHECK(
+      stateful.empty() || !strategy.sharded(),
+      "prepare: the optimizer already has state (it stepped) for parameters of a sharded model. HINT: "
+      "prepare the model and the optimizer before the first step.");
   strategy.adopt_optimizer(opt.param_groups());
 }
 
@@ -329,11 +334,12 @@ void Accelerator::backward(const at::Tensor& loss) {
   if (autocast_dtype() && !autocast_checked_ && loss.requires_grad()) {
     autocast_checked_ = true;
     if (!graph_has_reduced_precision(loss)) {
-      logger().warning("mixed_precision=", to_string(resolved_.mixed_precision),
-                       " but this backward's graph has no ", to_string(resolved_.mixed_precision),
-                       " tensor: the forward ran without autocast, in fp32. HINT: run the forward inside the loop "
-                       "over a prepared loader, inside acc.accumulate(model), or through the prepared model "
-                       "(model(x)); or wrap it in acc.autocast().");
+      logger().warning(
+          "mixed_precision=", to_string(resolved_.mixed_precision), " but this backward's graph has no ",
+          to_string(resolved_.mixed_precision),
+          " tensor: the forward ran without autocast, in fp32. HINT: run the forward inside the loop "
+          "over a prepared loader, inside acc.accumulate(model), or through the prepared model "
+          "(model(x)); or wrap it in acc.autocast().");
     }
   }
   AutocastDisabledGuard no_autocast(state_.device.type());
@@ -575,7 +581,8 @@ at::Tensor Accelerator::broadcast(const at::Tensor& tensor, int root) {
   group_->broadcast(header, root);
   const int64_t ndim = header[0].item<int64_t>();
   const auto dtype = static_cast<c10::ScalarType>(header[1].item<int64_t>());
-  at::Tensor sizes = state_.rank == root ? at::tensor(tensor.sizes().vec(), at::kLong) : at::zeros({ndim}, at::kLong);
+  at::Tensor sizes =
+      state_.rank == root ? at::tensor(tensor.sizes().vec(), at::kLong) : at::zeros({ndim}, at::kLong);
   if (ndim > 0) group_->broadcast(sizes, root);
   std::vector<int64_t> shape(sizes.data_ptr<int64_t>(), sizes.data_ptr<int64_t>() + ndim);
   at::Tensor t = state_.rank == root ? tensor.to(state_.device).clone().contiguous()
@@ -710,9 +717,10 @@ bool fused_adamw_eligible(const torch::optim::Optimizer& inner,
 
 }  // namespace
 
-AcceleratedOptimizer::AcceleratedOptimizer(Accelerator* acc, std::shared_ptr<torch::optim::Optimizer> optimizer,
-                                           bool try_fused)
-    : torch::optim::Optimizer(std::vector<torch::optim::OptimizerParamGroup>{}, optimizer->defaults().clone()),
+AcceleratedOptimizer::AcceleratedOptimizer(Accelerator* acc,
+                                           std::shared_ptr<torch::optim::Optimizer> optimizer, bool try_fused)
+    : torch::optim::Optimizer(std::vector<torch::optim::OptimizerParamGroup>{},
+                              optimizer->defaults().clone()),
       acc_(acc),
       alive_(acc->alive_),
       optimizer_(std::move(optimizer)) {

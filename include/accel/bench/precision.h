@@ -135,8 +135,8 @@ struct PrecisionResult {
   /// Mean tokens per timed step (padding included) and of them real, per process.
   double tokens_per_step = 0;
   double real_tokens_per_step = 0;
-  double loss_first = 0;       ///< loss of the first timed step
-  double loss_last = 0;        ///< loss of the last timed step ("loss after N steps")
+  double loss_first = 0;  ///< loss of the first timed step
+  double loss_last = 0;   ///< loss of the last timed step ("loss after N steps")
   bool loss_finite = false;
   int64_t skipped_optimizer_steps = 0;  ///< fp16 steps skipped for inf/nan gradients
   /// Peak resident memory of the process (VmHWM), CPU runs in their own process only.

@@ -331,8 +331,8 @@ struct LoadReport {
   /// for each tensor skipped because of its shape (the parameter keeps its initial value and is
   /// listed in missing_keys too).
   std::vector<std::string> mismatched_keys;
-  std::vector<std::string> files;            ///< files read (index first when sharded)
-  int64_t loaded = 0;                        ///< parameters copied
+  std::vector<std::string> files;  ///< files read (index first when sharded)
+  int64_t loaded = 0;              ///< parameters copied
   /// No missing, unexpected or mismatched keys.
   bool complete() const { return missing_keys.empty() && unexpected_keys.empty() && mismatched_keys.empty(); }
   /// A few lines for a log: counts, then the missing and unexpected names.

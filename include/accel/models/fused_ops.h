@@ -32,17 +32,18 @@ at::Tensor bias_gelu(const at::Tensor& x, const at::Tensor& bias, bool tanh_appr
 /// kernels built and H <= 4096: one kernel forward (dropout mask from the CUDA generator's Philox
 /// stream, so seeds and CUDA-graph replays behave as torch's dropout does), one backward;
 /// otherwise the composite ops.
-at::Tensor bias_dropout_residual_layer_norm(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& residual,
-                                            const at::Tensor& weight, const at::Tensor& ln_bias, double dropout_p,
-                                            bool training, double eps);
+at::Tensor bias_dropout_residual_layer_norm(const at::Tensor& x, const at::Tensor& bias,
+                                            const at::Tensor& residual, const at::Tensor& weight,
+                                            const at::Tensor& ln_bias, double dropout_p, bool training,
+                                            double eps);
 
 namespace detail {
 /// The composite fallbacks (what BERT computes without the fused paths).
 at::Tensor bias_gelu_composite(const at::Tensor& x, const at::Tensor& bias, bool tanh_approximation);
 at::Tensor bias_dropout_residual_layer_norm_composite(const at::Tensor& x, const at::Tensor& bias,
                                                       const at::Tensor& residual, const at::Tensor& weight,
-                                                      const at::Tensor& ln_bias, double dropout_p, bool training,
-                                                      double eps);
+                                                      const at::Tensor& ln_bias, double dropout_p,
+                                                      bool training, double eps);
 /// Whether the CUDA kernels would run for these arguments (device, dtypes, shapes, build).
 bool bias_gelu_cuda_eligible(const at::Tensor& x, const at::Tensor& bias);
 bool bias_dropout_residual_layer_norm_cuda_eligible(const at::Tensor& x, const at::Tensor& bias,
@@ -61,14 +62,15 @@ struct FusedOpsCudaKernels {
                                                           const at::Tensor& bias, bool tanh_approximation);
   /// Forward: returns {y (out_dtype: the residual's or fp32), z = pre-norm sum (fp32), mean (fp32,
   /// R), rstd (fp32, R), keep mask (uint8, R x C; undefined without dropout)}.
-  std::vector<at::Tensor> (*bdrln_forward)(const at::Tensor& x, const at::Tensor& bias, const at::Tensor& residual,
-                                           const at::Tensor& weight, const at::Tensor& ln_bias, double dropout_p,
-                                           double eps, at::ScalarType out_dtype);
+  std::vector<at::Tensor> (*bdrln_forward)(const at::Tensor& x, const at::Tensor& bias,
+                                           const at::Tensor& residual, const at::Tensor& weight,
+                                           const at::Tensor& ln_bias, double dropout_p, double eps,
+                                           at::ScalarType out_dtype);
   /// Backward: returns {dx (x's dtype), dbias, dresidual (residual's dtype), dweight, dln_bias (fp32)}.
   std::vector<at::Tensor> (*bdrln_backward)(const at::Tensor& dy, const at::Tensor& z, const at::Tensor& mean,
-                                            const at::Tensor& rstd, const at::Tensor& keep, const at::Tensor& weight,
-                                            double dropout_p, at::ScalarType x_dtype,
-                                            at::ScalarType residual_dtype);
+                                            const at::Tensor& rstd, const at::Tensor& keep,
+                                            const at::Tensor& weight, double dropout_p,
+                                            at::ScalarType x_dtype, at::ScalarType residual_dtype);
 };
 /// The registered kernels, or nullptr in builds without them.
 const FusedOpsCudaKernels* fused_ops_cuda_kernels();

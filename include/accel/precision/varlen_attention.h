@@ -20,8 +20,8 @@ namespace accel {
 
 /// Where the real tokens of a padded (B, T) batch are.
 struct VarlenPacking {
-  at::Tensor indices;     ///< (total,) int64: flat positions b * T + t of the real tokens, in order
-  at::Tensor cu_seqlens;  ///< (B + 1,) int32: 0, len_0, len_0 + len_1, ... (on the mask's device)
+  at::Tensor indices;      ///< (total,) int64: flat positions b * T + t of the real tokens, in order
+  at::Tensor cu_seqlens;   ///< (B + 1,) int32: 0, len_0, len_0 + len_1, ... (on the mask's device)
   int64_t max_seqlen = 0;  ///< longest sequence (tokens)
   int64_t batch = 0;       ///< B
   int64_t seq_len = 0;     ///< T
@@ -55,7 +55,8 @@ bool varlen_flash_eligible(const at::Tensor& q, const at::Tensor& k, const at::T
 namespace detail {
 /// The padded reference varlen_attention() falls back to.
 at::Tensor varlen_attention_reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                      const VarlenPacking& packing, double dropout_p, std::optional<double> scale);
+                                      const VarlenPacking& packing, double dropout_p,
+                                      std::optional<double> scale);
 /// Forward calls that ran the flash kernel since the process started (tests).
 int64_t varlen_flash_calls();
 }  // namespace detail

@@ -74,15 +74,18 @@ TEST(PrecisionBenchGpuOptions, ArgumentsRoundTripAndReport) {
   EXPECT_TRUE(o.cuda_graph());
   EXPECT_EQ(o.lengths_file(), "l.txt");
   const auto again = accel::bench::parse_precision_args(accel::bench::to_precision_args(o));
-  EXPECT_TRUE(again.unpadded_attention() && again.fused_bias_gelu() && again.fused_layer_norm() && again.cuda_graph());
+  EXPECT_TRUE(again.unpadded_attention() && again.fused_bias_gelu() && again.fused_layer_norm() &&
+              again.cuda_graph());
   EXPECT_EQ(again.data(), "lengths");
   EXPECT_EQ(again.lengths_file(), "l.txt");
   EXPECT_FALSE(accel::bench::parse_precision_args({}).cuda_graph());  // everything off by default
   // On the CPU the model options change nothing and the report names them.
   auto rep = accel::bench::run_precision_benchmark(
-      tiny_options().precisions({"no"}).unpadded_attention(true).fused_bias_gelu(true).no_attention_mask(true));
+      tiny_options().precisions({"no"}).unpadded_attention(true).fused_bias_gelu(true).no_attention_mask(
+          true));
   ASSERT_TRUE(rep.results.at(0).ran) << rep.results.at(0).skipped_reason;
-  EXPECT_EQ(rep.speed_options, (std::vector<std::string>{"unpadded_attention", "fused_bias_gelu", "no_attention_mask"}));
+  EXPECT_EQ(rep.speed_options,
+            (std::vector<std::string>{"unpadded_attention", "fused_bias_gelu", "no_attention_mask"}));
   EXPECT_NE(rep.to_json().find("\"speed_options\""), std::string::npos);
 }
 
@@ -94,7 +97,8 @@ TEST(PrecisionBenchGpuOptions, CudaGraphNeedsFixedShapesAndCuda) {
   EXPECT_THROW(accel::bench::run_single_precision(
                    tiny_options().data("lengths").lengths_file(file).cuda_graph(true).warmup(1), "no"),
                accel::Error);
-  EXPECT_THROW(accel::bench::run_single_precision(tiny_options().cuda_graph(true).warmup(0), "no"), accel::Error);
+  EXPECT_THROW(accel::bench::run_single_precision(tiny_options().cuda_graph(true).warmup(0), "no"),
+               accel::Error);
   // On the CPU: a clear error, not a silent eager run.
   try {
     accel::bench::run_single_precision(tiny_options().cuda_graph(true).warmup(1), "no");

@@ -54,7 +54,8 @@ std::vector<std::string> split(const std::string& s, char sep) {
 struct BlockImpl : torch::nn::Module {
   BlockImpl(int64_t in, int64_t out) : fc(register_module("fc", torch::nn::Linear(in, out))) {}
   torch::Tensor forward(const torch::Tensor& x) {
-    return unit_forward(*this, [this](const torch::Tensor& h) { return torch::tanh(fc(h)); }, x);
+    return unit_forward(
+        *this, [this](const torch::Tensor& h) { return torch::tanh(fc(h)); }, x);
   }
   torch::nn::Linear fc;
 };
@@ -98,7 +99,8 @@ struct Config {
   int shard_size = 0;          // HYBRID_*: processes per shard group
   std::string describe() const {
     return c10::str(strategy, " ", model, " accum=", accum, " clip=", clip, " param_dtype=", param_dtype,
-                    reshard ? "" : " reshard_after_forward=false", checkpointing ? " activation_checkpointing" : "",
+                    reshard ? "" : " reshard_after_forward=false",
+                    checkpointing ? " activation_checkpointing" : "",
                     shard_size ? c10::str(" shard_size=", shard_size) : "");
   }
 };
@@ -134,7 +136,8 @@ std::pair<at::Tensor, at::Tensor> bert_batch(int world, int s, int m) {
 }
 
 template <typename Net, typename Loss>
-std::map<std::string, at::Tensor> train(Accelerator* acc, Net net, const Config& c, int world, int rank, Loss loss_of) {
+std::map<std::string, at::Tensor> train(Accelerator* acc, Net net, const Config& c, int world, int rank,
+                                        Loss loss_of) {
   // Rank 0's initial weights everywhere (prepare broadcasts them); the reference has them too.
   auto opts = torch::optim::AdamWOptions(1e-2).weight_decay(0.01);
   if (acc != nullptr) {
@@ -195,11 +198,8 @@ AcceleratorOptions options_for(const Config& c) {
                 .param_dtype(c.param_dtype);
   if (c.shard_size) sh.shard_group_size(c.shard_size);
   // A reduced parameter dtype comes with mixed precision (autocast), as Accelerate sets it up.
-  return AcceleratorOptions()
-      .cpu(true)
-      .sharding(sh)
-      .gradient_accumulation_steps(c.accum)
-      .mixed_precision(c.param_dtype == "fp32" ? "no" : c.param_dtype);
+  return AcceleratorOptions().cpu(true).sharding(sh).gradient_accumulation_steps(c.accum).mixed_precision(
+      c.param_dtype == "fp32" ? "no" : c.param_dtype);
 }
 
 void expect_all_ranks_pass(const std::vector<accel::testing::RankResult>& results) {
@@ -259,11 +259,13 @@ TEST(DISABLED_ShardWorker, Equivalence) {
       diff2 += (g - w).pow(2).sum().item<double>();
       norm2 += w.pow(2).sum().item<double>();
       if (fp32) {
-        EXPECT_TRUE(accel::testing::tensors_close(g, w, 1e-5, 5e-6, c.describe() + " vs one process: " + name));
+        EXPECT_TRUE(
+            accel::testing::tensors_close(g, w, 1e-5, 5e-6, c.describe() + " vs one process: " + name));
       } else {
         // bf16 strategies compute with the same bf16 weights and reduce in fp32: they agree with
         // each other as the fp32 ones agree with DDP.
-        EXPECT_TRUE(accel::testing::tensors_close(g, bf16_first.at(variant).at(name).to(at::kFloat), 1e-5, 1e-6,
+        EXPECT_TRUE(accel::testing::tensors_close(g, bf16_first.at(variant).at(name).to(at::kFloat), 1e-5,
+                                                  1e-6,
                                                   c.describe() + " vs the first bf16 strategy: " + name));
       }
       // Against DDP on the same processes, rtol 1e-5 with the atol of accel's DDP equivalence test
@@ -310,12 +312,13 @@ TEST(Sharded, EveryStrategyMatchesDdpAndOneProcessOn2Ranks) {
   std::string joined;
   for (const auto& c : cfg) joined += (joined.empty() ? "" : ";") + c;
   expect_all_ranks_pass(run_ranks(2, "DISABLED_ShardWorker.Equivalence",
-                                  {{"CONFIGS", joined}, {"PORTS", ports(static_cast<int>(cfg.size()))}}, 300));
+                                  {{"CONFIGS", joined}, {"PORTS", ports(static_cast<int>(cfg.size()))}},
+                                  300));
 }
 
 TEST(Sharded, EveryStrategyMatchesDdpAndOneProcessOn4Ranks) {
-  std::vector<std::string> cfg = {"NO_SHARD:mlp:1:0:fp32", "NO_SHARD:bert:2:1.0:fp32", "NO_SHARD:mlp:2:1.0:fp32",
-                                  "NO_SHARD:bert:1:0:fp32"};
+  std::vector<std::string> cfg = {"NO_SHARD:mlp:1:0:fp32", "NO_SHARD:bert:2:1.0:fp32",
+                                  "NO_SHARD:mlp:2:1.0:fp32", "NO_SHARD:bert:1:0:fp32"};
   for (const char* s : {"SHARD_OPTIMIZER", "SHARD_GRAD_OP", "FULL_SHARD"}) {
     cfg.push_back(c10::str(s, ":mlp:1:0:fp32"));
     cfg.push_back(c10::str(s, ":bert:2:1.0:fp32"));
@@ -327,7 +330,8 @@ TEST(Sharded, EveryStrategyMatchesDdpAndOneProcessOn4Ranks) {
   std::string joined;
   for (const auto& c : cfg) joined += (joined.empty() ? "" : ";") + c;
   expect_all_ranks_pass(run_ranks(4, "DISABLED_ShardWorker.Equivalence",
-                                  {{"CONFIGS", joined}, {"PORTS", ports(static_cast<int>(cfg.size()))}}, 400));
+                                  {{"CONFIGS", joined}, {"PORTS", ports(static_cast<int>(cfg.size()))}},
+                                  400));
 }
 
 TEST(Sharded, Bf16ParametersStayWithinTheStatedTolerance) {
@@ -338,7 +342,8 @@ TEST(Sharded, Bf16ParametersStayWithinTheStatedTolerance) {
   std::string joined;
   for (const auto& c : cfg) joined += (joined.empty() ? "" : ";") + c;
   expect_all_ranks_pass(run_ranks(2, "DISABLED_ShardWorker.Equivalence",
-                                  {{"CONFIGS", joined}, {"PORTS", ports(static_cast<int>(cfg.size()))}}, 300));
+                                  {{"CONFIGS", joined}, {"PORTS", ports(static_cast<int>(cfg.size()))}},
+                                  300));
 }
 
 // ---- checkpoints on other process counts ---------------------------------------------------------
@@ -396,12 +401,14 @@ void reshard_phase() {
       EXPECT_NE(std::string(e.what_without_backtrace()).find("model_shard_1.safetensors"), std::string::npos);
     }
     auto after = full();
-    for (auto& [k, v] : before) EXPECT_TRUE(at::equal(v, after.at(k))) << k << " changed although nothing loaded";
+    for (auto& [k, v] : before)
+      EXPECT_TRUE(at::equal(v, after.at(k))) << k << " changed although nothing loaded";
     return;
   }
   acc.load_state((dir / "ckpt").string());
   auto want = checkpoint::load_file(dir / "full.safetensors");
-  for (auto& [k, v] : full()) EXPECT_TRUE(at::equal(v, want.at(k))) << k << " differs after loading on " << world;
+  for (auto& [k, v] : full())
+    EXPECT_TRUE(at::equal(v, want.at(k))) << k << " differs after loading on " << world;
   step(2);
   auto next = checkpoint::load_file(dir / "next.safetensors");
   for (auto& [k, v] : full()) {
@@ -424,7 +431,8 @@ TEST(DISABLED_ShardWorker, Reshard) {
 
 TEST(Sharded, CheckpointSavedOn4LoadsOn2And1AndIntoDdp) {
   const Path d = fresh_dir("reshard");
-  expect_all_ranks_pass(run_ranks(4, "DISABLED_ShardWorker.Reshard", {{"PHASE", "save"}, {"DIR", d.string()}}, 200));
+  expect_all_ranks_pass(
+      run_ranks(4, "DISABLED_ShardWorker.Reshard", {{"PHASE", "save"}, {"DIR", d.string()}}, 200));
   EXPECT_TRUE(fs::exists(d / "ckpt" / "model.shards.json"));
   EXPECT_TRUE(fs::exists(d / "ckpt" / "model_shard_3.safetensors"));
   expect_all_ranks_pass(run_ranks(2, "DISABLED_ShardWorker.Reshard",
@@ -436,7 +444,8 @@ TEST(Sharded, CheckpointSavedOn4LoadsOn2And1AndIntoDdp) {
   // A truncated shard: an error naming the file, and nothing changes.
   const Path shard = d / "ckpt" / "model_shard_1.safetensors";
   ASSERT_TRUE(accel::test::truncate_file(shard, fs::file_size(shard) - 7));
-  expect_all_ranks_pass(run_ranks(1, "DISABLED_ShardWorker.Reshard", {{"PHASE", "truncated"}, {"DIR", d.string()}}, 200));
+  expect_all_ranks_pass(
+      run_ranks(1, "DISABLED_ShardWorker.Reshard", {{"PHASE", "truncated"}, {"DIR", d.string()}}, 200));
   fs::remove_all(d);
 }
 
@@ -480,7 +489,8 @@ TEST(Sharded, RankDyingInAllGatherOrReduceScatterIsNamed) {
                              {{"ACCEL_TIMEOUT", "20"}, {"WHERE", where}}, 90);
     ASSERT_FALSE(results[0].timed_out) << describe(results);
     EXPECT_EQ(results[0].exit_code, 0) << where << "\n" << describe(results);
-    EXPECT_NE(results[0].output.find("[  PASSED  ] 1 test"), std::string::npos) << where << "\n" << describe(results);
+    EXPECT_NE(results[0].output.find("[  PASSED  ] 1 test"), std::string::npos) << where << "\n"
+                                                                                << describe(results);
     EXPECT_EQ(results[1].exit_code, 3) << describe(results);
   }
 }

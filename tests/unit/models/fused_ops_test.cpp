@@ -47,11 +47,12 @@ TEST(FusedOps, LayerNormFallbackIsBertsOutputBlock) {
   auto dropped = torch::dropout(F::linear(h, w, b), 0.25, /*train=*/true);
   auto want_train = torch::layer_norm(dropped + input, {8}, gamma, beta, 1e-12);
   torch::manual_seed(3);
-  auto got_train = accel::models::bias_dropout_residual_layer_norm(F::linear(h, w), b, input, gamma, beta, 0.25,
-                                                                   /*training=*/true, 1e-12);
+  auto got_train =
+      accel::models::bias_dropout_residual_layer_norm(F::linear(h, w), b, input, gamma, beta, 0.25,
+                                                      /*training=*/true, 1e-12);
   EXPECT_TRUE(tensors_close(got_train, want_train, 1e-5, 1e-5, "train"));
-  EXPECT_FALSE(accel::models::detail::bias_dropout_residual_layer_norm_cuda_eligible(F::linear(h, w), b, input,
-                                                                                      gamma, beta));
+  EXPECT_FALSE(accel::models::detail::bias_dropout_residual_layer_norm_cuda_eligible(F::linear(h, w), b,
+                                                                                     input, gamma, beta));
 }
 
 // With every GPU speed path on, a CPU model computes exactly what the default one does (the
@@ -128,13 +129,15 @@ TEST(FusedOps, CudaLayerNormMatchesCompositeWithoutDropout) {
       auto x = torch::randn({2, 33, cols}, opts.dtype(c.x)).requires_grad_(true);
       auto res = torch::randn({2, 33, cols}, opts.dtype(c.residual)).requires_grad_(true);
       auto b = torch::randn({cols}, opts).requires_grad_(true);
-      auto gamma = torch::randn({cols}, opts).requires_grad_(true), beta = torch::randn({cols}, opts).requires_grad_(true);
+      auto gamma = torch::randn({cols}, opts).requires_grad_(true),
+           beta = torch::randn({cols}, opts).requires_grad_(true);
       std::vector<torch::Tensor> in{x, res, b, gamma, beta}, in2;
       for (auto& t : in) in2.push_back(t.detach().clone().requires_grad_(true));
-      auto y = accel::models::bias_dropout_residual_layer_norm(x, b, res, gamma, beta, 0.1, /*training=*/false, 1e-12);
+      auto y = accel::models::bias_dropout_residual_layer_norm(x, b, res, gamma, beta, 0.1,
+                                                               /*training=*/false, 1e-12);
       // The composite in fp32 (what the kernel computes before rounding its output).
-      auto y2 = torch::layer_norm(in2[0].to(torch::kFloat) + in2[2] + in2[1].to(torch::kFloat), {cols}, in2[3],
-                                  in2[4], 1e-12);
+      auto y2 = torch::layer_norm(in2[0].to(torch::kFloat) + in2[2] + in2[1].to(torch::kFloat), {cols},
+                                  in2[3], in2[4], 1e-12);
       EXPECT_EQ(y.scalar_type(), c.residual);
       EXPECT_TRUE(tensors_close(y, y2, tol, tol, "forward"));
       auto g = torch::randn_like(y2);
@@ -154,7 +157,8 @@ TEST(FusedOps, CudaLayerNormDropoutUsesItsKeepMask) {
   torch::manual_seed(8);
   auto opts = torch::TensorOptions().device(torch::kCUDA);
   const double p = 0.3;
-  auto x = torch::randn({512, 768}, opts), res = torch::randn({512, 768}, opts), b = torch::randn({768}, opts);
+  auto x = torch::randn({512, 768}, opts), res = torch::randn({512, 768}, opts),
+       b = torch::randn({768}, opts);
   auto gamma = torch::randn({768}, opts), beta = torch::randn({768}, opts);
   auto out = k->bdrln_forward(x, b, res, gamma, beta, p, 1e-12, torch::kFloat);
   auto keep = out[4].to(torch::kFloat);
@@ -204,7 +208,8 @@ TEST(BertFastPath, CudaForwardMatchesTheDefaultInEvaluation) {
   auto b = fast->forward(ids, mask).last_hidden_state;
   // Real tokens only: at padding positions the default path attends over nothing meaningful.
   auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(a);
-  EXPECT_TRUE(tensors_close(b.masked_select(real), a.masked_select(real), 5e-2, 5e-2, "last hidden state (bf16)"));
+  EXPECT_TRUE(
+      tensors_close(b.masked_select(real), a.masked_select(real), 5e-2, 5e-2, "last hidden state (bf16)"));
 }
 
 }  // namespace

@@ -84,8 +84,8 @@ TEST(Varlen, ReferencePathEqualsPaddedSdpaOnRealTokens) {
   ref_packed.backward(g);
   const char* names[] = {"dq", "dk", "dv"};
   for (int i = 0; i < 3; ++i)
-    EXPECT_TRUE(tensors_close(packed[i].grad(), accel::pack_tokens(padded[i].grad().transpose(1, 2), p), 1e-5, 1e-6,
-                              names[i]));
+    EXPECT_TRUE(tensors_close(packed[i].grad(), accel::pack_tokens(padded[i].grad().transpose(1, 2), p), 1e-5,
+                              1e-6, names[i]));
   EXPECT_FALSE(accel::varlen_flash_eligible(packed[0], packed[1], packed[2]));  // CPU tensors
 }
 
@@ -119,7 +119,8 @@ TEST(Varlen, FlashKernelMatchesReferenceOnCuda) {
   ASSERT_TRUE(accel::varlen_flash_eligible(a[0], a[1], a[2]));
   const int64_t before = accel::detail::varlen_flash_calls();
   auto out = accel::varlen_attention(a[0], a[1], a[2], p);
-  if (accel::detail::varlen_flash_calls() == before) GTEST_SKIP() << "FlashAttention is not available on this GPU";
+  if (accel::detail::varlen_flash_calls() == before)
+    GTEST_SKIP() << "FlashAttention is not available on this GPU";
   auto ref = accel::detail::varlen_attention_reference(b[0], b[1], b[2], p, 0.0, std::nullopt);
   EXPECT_TRUE(tensors_close(out, ref, 2e-2, 2e-2, "flash vs reference (bf16)"));
   auto g = torch::randn_like(ref);

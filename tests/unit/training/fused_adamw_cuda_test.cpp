@@ -20,8 +20,8 @@ using accel::testing::tensors_close;
 at::Tensor cuda_placeholder(int64_t n, caffe2::TypeMeta dtype = caffe2::TypeMeta::Make<float>()) {
   c10::Storage storage(c10::Storage::use_byte_size_t(), 0, c10::DataPtr(nullptr, c10::Device(c10::kCUDA, 0)),
                        /*allocator=*/nullptr, /*resizable=*/false);
-  auto t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), c10::DispatchKeySet(c10::DispatchKey::CUDA),
-                                                    dtype);
+  auto t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage),
+                                                    c10::DispatchKeySet(c10::DispatchKey::CUDA), dtype);
   t.unsafeGetTensorImpl()->set_sizes_contiguous({n});
   return t;
 }
@@ -30,19 +30,24 @@ TEST(FusedAdamWCuda, CudaParametersTakeTheFusedKernel) {
   auto w = cuda_placeholder(4), b = cuda_placeholder(2);
   ASSERT_TRUE(w.is_cuda());
   accel::Accelerator acc(accel::AcceleratorOptions().cpu(true), accel::EnvMap{});
-  auto opt = acc.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w, b}, torch::optim::AdamWOptions(1e-3)));
+  auto opt =
+      acc.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w, b}, torch::optim::AdamWOptions(1e-3)));
   EXPECT_TRUE(opt->fused());
   // Off when asked, and for parameters on two devices or of two dtypes (one kernel call per group).
   accel::Accelerator off(accel::AcceleratorOptions().cpu(true).fused_optimizer(false), accel::EnvMap{});
-  EXPECT_FALSE(off.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w}, torch::optim::AdamWOptions(1e-3)))->fused());
+  EXPECT_FALSE(off.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w}, torch::optim::AdamWOptions(1e-3)))
+                   ->fused());
   auto cpu = torch::zeros({3});
   EXPECT_FALSE(
-      acc.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w, cpu}, torch::optim::AdamWOptions(1e-3)))->fused());
+      acc.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w, cpu}, torch::optim::AdamWOptions(1e-3)))
+          ->fused());
   auto half = cuda_placeholder(3, caffe2::TypeMeta::Make<c10::Half>());
   EXPECT_FALSE(
-      acc.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w, half}, torch::optim::AdamWOptions(1e-3)))->fused());
+      acc.prepare(torch::optim::AdamW(std::vector<at::Tensor>{w, half}, torch::optim::AdamWOptions(1e-3)))
+          ->fused());
   // Not AdamW: never fused.
-  EXPECT_FALSE(acc.prepare(torch::optim::SGD(std::vector<at::Tensor>{w}, torch::optim::SGDOptions(0.1)))->fused());
+  EXPECT_FALSE(
+      acc.prepare(torch::optim::SGD(std::vector<at::Tensor>{w}, torch::optim::SGDOptions(0.1)))->fused());
 }
 
 TEST(FusedAdamWCuda, FusedStepMatchesTorchAdamWOnTheGpu) {
@@ -53,7 +58,8 @@ TEST(FusedAdamWCuda, FusedStepMatchesTorchAdamWOnTheGpu) {
     torch::manual_seed(13);
     torch::nn::Linear net(8, 4);
     auto model = acc.prepare(net);
-    auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0.05)));
+    auto opt = acc.prepare(
+        torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-2).weight_decay(0.05)));
     EXPECT_EQ(opt->fused(), fused);
     for (int s = 0; s < 5; ++s) {
       auto x = torch::randn({6, 8}).to(acc.device());

@@ -69,9 +69,12 @@ static_assert(!accel::detail::Preparable<std::vector<at::Tensor>>);
 
 TEST(Porting, TorchDataDatasetWithTransformsBecomesAnAccelLoader) {
   Accelerator acc(AcceleratorOptions().cpu(true), EnvMap{});
-  auto dataset = Numbers(10).map(torch::data::transforms::Lambda<torch::data::Example<>>(
-                                     [](torch::data::Example<> e) { return torch::data::Example<>{e.data * 2, e.target}; }))
-                     .map(torch::data::transforms::Stack<>());
+  auto dataset =
+      Numbers(10)
+          .map(torch::data::transforms::Lambda<torch::data::Example<>>([](torch::data::Example<> e) {
+            return torch::data::Example<>{e.data * 2, e.target};
+          }))
+          .map(torch::data::transforms::Stack<>());
   auto loader = acc.prepare<torch::data::samplers::SequentialSampler>(std::move(dataset), 4);
   std::vector<int64_t> sizes;
   std::vector<float> firsts;
@@ -83,7 +86,8 @@ TEST(Porting, TorchDataDatasetWithTransformsBecomesAnAccelLoader) {
   EXPECT_EQ(sizes, (std::vector<int64_t>{4, 4, 2}));
   EXPECT_EQ(firsts, (std::vector<float>{0.0f, 8.0f, 16.0f}));  // in order, transformed (x2)
   // RandomSampler (make_data_loader's default) shuffles, the same way for the same seed.
-  auto shuffled = acc.prepare(Numbers(10).map(torch::data::transforms::Stack<>()), torch::data::DataLoaderOptions(10));
+  auto shuffled =
+      acc.prepare(Numbers(10).map(torch::data::transforms::Stack<>()), torch::data::DataLoaderOptions(10));
   at::Tensor order;
   for (auto& b : *shuffled) order = b.target;
   EXPECT_EQ(order.numel(), 10);
@@ -92,7 +96,8 @@ TEST(Porting, TorchDataDatasetWithTransformsBecomesAnAccelLoader) {
 
 TEST(Porting, MakeLoaderDeducesTheBatchTypeFromALambda) {
   auto loader = data::make_loader(
-      5, [](const data::Indices& idx) { return static_cast<int64_t>(idx.size()); }, data::DataLoaderOptions(2));
+      5, [](const data::Indices& idx) { return static_cast<int64_t>(idx.size()); },
+      data::DataLoaderOptions(2));
   int64_t total = 0;
   for (int64_t n : *loader) total += n;
   EXPECT_EQ(total, 5);
@@ -101,7 +106,8 @@ TEST(Porting, MakeLoaderDeducesTheBatchTypeFromALambda) {
 TEST(Porting, PlainNetReferenceComputesInBf16DuringTheStep) {
   Accelerator acc(AcceleratorOptions().cpu(true).mixed_precision("bf16"), EnvMap{});
   auto model = acc.prepare(Net());
-  auto loader = acc.prepare(Numbers(6).map(torch::data::transforms::Stack<>()), torch::data::DataLoaderOptions(3));
+  auto loader =
+      acc.prepare(Numbers(6).map(torch::data::transforms::Stack<>()), torch::data::DataLoaderOptions(3));
   int batches = 0;
   for (auto& batch : *loader) {
     // The loop hands out a batch: the step's autocast is on for any call path.
@@ -110,7 +116,8 @@ TEST(Porting, PlainNetReferenceComputesInBf16DuringTheStep) {
     EXPECT_EQ(model.module()->forward(batch.data).scalar_type(), at::kBFloat16);
     EXPECT_EQ(model(batch.data).scalar_type(), at::kFloat) << "a prepared model's call returns fp32";
     acc.backward(model(batch.data).sum());
-    EXPECT_EQ(at::mm(batch.data, batch.data.t()).scalar_type(), at::kFloat) << "autocast must end at backward";
+    EXPECT_EQ(at::mm(batch.data, batch.data.t()).scalar_type(), at::kFloat)
+        << "autocast must end at backward";
     ++batches;
   }
   EXPECT_EQ(batches, 2);
@@ -125,7 +132,8 @@ TEST(Porting, OptimizerThroughTheBaseClassKeepsAccumulationSemantics) {
     Accelerator acc(AcceleratorOptions().cpu(true).gradient_accumulation_steps(2), EnvMap{});
     torch::manual_seed(4);
     auto model = acc.prepare(Net());
-    auto opt = acc.prepare(torch::optim::SGD(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9)));
+    auto opt =
+        acc.prepare(torch::optim::SGD(model->parameters(), torch::optim::SGDOptions(0.1).momentum(0.9)));
     auto loader = acc.prepare(Numbers(8).map(torch::data::transforms::Stack<>()),
                               data::DataLoaderOptions(2));  // 4 micro-steps, 2 optimizer steps
     for (auto& batch : *loader) {
@@ -181,7 +189,8 @@ TEST(Porting, BackwardWithoutAutocastWarnsOnce) {
   while (std::fgets(buf, sizeof(buf), log)) text += buf;
   std::fclose(log);
   size_t count = 0;
-  for (size_t p = text.find("ran without autocast"); p != std::string::npos; p = text.find("ran without autocast", p + 1))
+  for (size_t p = text.find("ran without autocast"); p != std::string::npos;
+       p = text.find("ran without autocast", p + 1))
     ++count;
   EXPECT_EQ(count, 1u) << text;
 }
