@@ -14,8 +14,8 @@ inline ::testing::AssertionResult tensors_close(const at::Tensor& actual, const 
                                                 double rtol, double atol,
                                                 const std::string& what = "tensor") {
   if (actual.sizes() != expected.sizes()) {
-    return ::testing::AssertionFailure() << what << ": shape " << actual.sizes() << " != expected "
-                                         << expected.sizes();
+    return ::testing::AssertionFailure()
+           << what << ": shape " << actual.sizes() << " != expected " << expected.sizes();
   }
   at::Tensor a = actual.detach().to(at::kDouble).cpu().reshape({-1});
   at::Tensor e = expected.detach().to(at::kDouble).cpu().reshape({-1});

@@ -11,9 +11,9 @@ namespace accel::testing {
 
 struct RankResult {
   int rank = 0;
-  int exit_code = -1;    // 128+signal when killed; -1 when it timed out
+  int exit_code = -1;  // 128+signal when killed; -1 when it timed out
   bool timed_out = false;
-  std::string output;    // stdout + stderr
+  std::string output;  // stdout + stderr
 };
 
 /// A free TCP port on 127.0.0.1.

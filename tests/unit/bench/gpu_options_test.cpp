@@ -2,6 +2,7 @@
 // lengths file (exact token counts), the options' argument round trip and checks, and CUDA-graph
 // capture (its CUDA part skipped without a GPU; a build without CUDA must say so clearly).
 #include "support/temp_dir.h"
+#include "support/tiny_bert.h"
 
 #include <accel/bench/cuda_graph.h>
 #include <accel/bench/precision.h>
@@ -16,10 +17,7 @@ namespace {
 using accel::bench::PrecisionBenchmarkOptions;
 
 accel::models::BertConfig tiny_config() {
-  auto c = accel::models::BertConfig::from_name("bert-tiny");
-  c.vocab_size = 1200;  // random ids are drawn from [1000, vocab)
-  c.max_position_embeddings = 32;
-  return c;
+  return accel::testing::tiny_bench_bert_config();
 }
 
 PrecisionBenchmarkOptions tiny_options() {

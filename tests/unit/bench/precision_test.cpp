@@ -1,6 +1,7 @@
 // The precision benchmark with tiny settings: the report's structure, that every precision ran,
 // the JSON (never timings).
 #include "support/temp_dir.h"
+#include "support/tiny_bert.h"
 
 #include <accel/bench/memory.h>
 #include <accel/bench/precision.h>
@@ -17,10 +18,7 @@ namespace {
 using accel::bench::PrecisionBenchmarkOptions;
 
 accel::models::BertConfig tiny_config() {
-  auto c = accel::models::BertConfig::from_name("bert-tiny");
-  c.vocab_size = 1200;  // random ids are drawn from [1000, vocab)
-  c.max_position_embeddings = 32;
-  return c;
+  return accel::testing::tiny_bench_bert_config();
 }
 
 PrecisionBenchmarkOptions tiny_options() {

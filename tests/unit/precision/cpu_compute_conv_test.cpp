@@ -6,6 +6,7 @@
 #include "accel/precision/cpu_compute.h"
 
 #include "support/compare.h"
+#include "support/cpu_compute_mode.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -20,17 +21,7 @@ using namespace accel;
 
 namespace {
 
-class ModeRestorer {
- public:
-  ModeRestorer() : bf16_(cpu_autocast_compute(at::kBFloat16)), half_(cpu_autocast_compute(at::kHalf)) {}
-  ~ModeRestorer() {
-    set_cpu_autocast_compute(at::kBFloat16, bf16_);
-    set_cpu_autocast_compute(at::kHalf, half_);
-  }
-
- private:
-  CpuAutocastCompute bf16_, half_;
-};
+using ModeRestorer = accel::testing::CpuComputeModeRestorer;
 
 using ConvFn =
     std::function<at::Tensor(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& b)>;

@@ -5,6 +5,7 @@
 #include "accel/core/error.h"
 #include "accel/precision/autocast.h"
 #include "accel/precision/cpu_compute.h"
+#include "support/cpu_compute_mode.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -15,18 +16,7 @@ using namespace accel;
 
 namespace {
 
-// Restores both dtypes' modes when a test ends, so tests do not leak process-wide state.
-class ModeRestorer {
- public:
-  ModeRestorer() : bf16_(cpu_autocast_compute(at::kBFloat16)), half_(cpu_autocast_compute(at::kHalf)) {}
-  ~ModeRestorer() {
-    set_cpu_autocast_compute(at::kBFloat16, bf16_);
-    set_cpu_autocast_compute(at::kHalf, half_);
-  }
-
- private:
-  CpuAutocastCompute bf16_, half_;
-};
+using ModeRestorer = accel::testing::CpuComputeModeRestorer;
 
 struct LinearRun {
   at::Tensor y, gx, gw, gb;
