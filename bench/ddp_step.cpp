@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   std::vector<double> times, exposed, comm;
   for (int64_t s = 0; s < warmup + steps; ++s) {
     acc.wait_for_everyone();
-    if (auto* engine = dynamic_cast<accel::distributed::ShardedEngine*>(&model.strategy())) engine->reset_stats();
+    if (auto* engine = dynamic_cast<accel::distributed::ShardedEngine*>(&model.strategy()))
+      engine->reset_stats();
     auto t0 = Clock::now();
     auto out = model->forward(b);
     acc.backward(out.loss);
@@ -101,8 +102,9 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"strategy\": \"%s\", \"processes\": %d, \"threads\": %d, \"batch\": %lld, \"seq\": %lld, "
         "\"step_s\": %.4f, \"samples_per_s\": %.3f, \"comm_exposed_s\": %.4f, \"comm_total_s\": %.4f}\n",
-        model.strategy().name().c_str(), acc.num_processes(), torch::get_num_threads(), static_cast<long long>(batch),
-        static_cast<long long>(seq), med, acc.num_processes() * batch / med, med_exposed, med_comm);
+        model.strategy().name().c_str(), acc.num_processes(), torch::get_num_threads(),
+        static_cast<long long>(batch), static_cast<long long>(seq), med, acc.num_processes() * batch / med,
+        med_exposed, med_comm);
   }
   return 0;
 }

@@ -24,16 +24,22 @@ int main(int argc, char** argv) {
   int64_t batch = 2, seq = 64, steps = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--model") model_name = v;
-    else if (a == "--sharding") sharding = v;
-    else if (a == "--batch") batch = std::stoll(v);
-    else if (a == "--seq") seq = std::stoll(v);
-    else if (a == "--steps") steps = std::stoll(v);
+    if (a == "--model")
+      model_name = v;
+    else if (a == "--sharding")
+      sharding = v;
+    else if (a == "--batch")
+      batch = std::stoll(v);
+    else if (a == "--seq")
+      seq = std::stoll(v);
+    else if (a == "--steps")
+      steps = std::stoll(v);
   }
   try {
     accel::ShardingOptions sh;
     if (!sharding.empty()) {
-      sh.strategy(accel::parse_sharding_strategy(sharding)).wrap_module_types({"BertLayer", "BertEmbeddings"});
+      sh.strategy(accel::parse_sharding_strategy(sharding))
+          .wrap_module_types({"BertLayer", "BertEmbeddings"});
     }
     accel::Accelerator acc(accel::AcceleratorOptions().sharding(sh));
     auto cfg = accel::models::BertConfig::from_name(model_name);
@@ -41,7 +47,8 @@ int main(int argc, char** argv) {
     torch::manual_seed(0);
     auto model = acc.prepare(accel::models::BertForSequenceClassification(cfg));
     auto opt = acc.prepare(torch::optim::AdamW(model->parameters(), torch::optim::AdamWOptions(1e-5)));
-    accel::models::BertBatch b{torch::randint(1000, 20000, {batch, seq}), torch::ones({batch, seq}, torch::kLong),
+    accel::models::BertBatch b{torch::randint(1000, 20000, {batch, seq}),
+                               torch::ones({batch, seq}, torch::kLong),
                                torch::zeros({batch, seq}, torch::kLong), torch::randint(0, 2, {batch})};
     int64_t after_backward = 0;
     for (int64_t s = 0; s < steps; ++s) {
@@ -57,8 +64,9 @@ int main(int argc, char** argv) {
       std::printf(
           "{\"strategy\": \"%s\", \"processes\": %d, \"model\": \"%s\", \"batch\": %lld, \"seq\": %lld, "
           "\"steady_peak_bytes\": %lld, \"bytes_after_backward\": %lld}\n",
-          model.strategy().name().c_str(), acc.num_processes(), model_name.c_str(), static_cast<long long>(batch),
-          static_cast<long long>(seq), static_cast<long long>(steady_peak), static_cast<long long>(after_backward));
+          model.strategy().name().c_str(), acc.num_processes(), model_name.c_str(),
+          static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(steady_peak),
+          static_cast<long long>(after_backward));
     }
     return 0;
   } catch (const std::exception& e) {

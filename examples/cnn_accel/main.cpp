@@ -6,7 +6,8 @@
 //
 // Build: cmake --build build --target cnn_plain cnn_accel   (bash scripts/setup.sh builds both)
 // Run:   build/bin/cnn_plain [epochs=2] [training images=6000]
-//        build/bin/accel launch --num_processes 2 --mixed_precision bf16 build/bin/cnn_accel [epochs] [images]
+//        build/bin/accel launch --num_processes 2 --mixed_precision bf16 build/bin/cnn_accel [epochs]
+//        [images]
 #include "../cnn_common/glyphs.h"
 
 #include <accel/accel.h>
@@ -34,8 +35,8 @@ void train(size_t epoch, glyphs::Net& model, torch::Device device, DataLoader& d
     acc.backward(loss);
     optimizer.step();
     if (batch_idx++ % kLogInterval == 0) {
-      std::printf("\rTrain Epoch: %zu [%5zu/%5zu] Loss: %.4f", epoch, batch_idx * batch.data.size(0), dataset_size,
-                  loss.template item<float>());
+      std::printf("\rTrain Epoch: %zu [%5zu/%5zu] Loss: %.4f", epoch, batch_idx * batch.data.size(0),
+                  dataset_size, loss.template item<float>());
       std::fflush(stdout);
     }
   }

@@ -59,13 +59,13 @@ struct Net : torch::nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor x) {
-    x = torch::relu(torch::max_pool2d(conv1->forward(x), 2));                     // (B, 10, 12, 12)
+    x = torch::relu(torch::max_pool2d(conv1->forward(x), 2));                       // (B, 10, 12, 12)
     x = torch::relu(torch::max_pool2d(conv2_drop->forward(conv2->forward(x)), 2));  // (B, 20, 4, 4)
-    x = x.view({-1, 320});                                                        // (B, 320)
-    x = torch::relu(fc1->forward(x));                                             // (B, 50)
+    x = x.view({-1, 320});                                                          // (B, 320)
+    x = torch::relu(fc1->forward(x));                                               // (B, 50)
     x = torch::dropout(x, /*p=*/0.5, /*train=*/is_training());
-    x = fc2->forward(x);                          // (B, 10)
-    return torch::log_softmax(x, /*dim=*/1);      // (B, 10)
+    x = fc2->forward(x);                      // (B, 10)
+    return torch::log_softmax(x, /*dim=*/1);  // (B, 10)
   }
 
   torch::nn::Conv2d conv1;

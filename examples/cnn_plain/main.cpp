@@ -6,7 +6,8 @@
 //
 // Build: cmake --build build --target cnn_plain cnn_accel   (bash scripts/setup.sh builds both)
 // Run:   build/bin/cnn_plain [epochs=2] [training images=6000]
-//        build/bin/accel launch --num_processes 2 --mixed_precision bf16 build/bin/cnn_accel [epochs] [images]
+//        build/bin/accel launch --num_processes 2 --mixed_precision bf16 build/bin/cnn_accel [epochs]
+//        [images]
 #include "../cnn_common/glyphs.h"
 
 #include <torch/torch.h>
@@ -33,8 +34,8 @@ void train(size_t epoch, glyphs::Net& model, torch::Device device, DataLoader& d
     loss.backward();
     optimizer.step();
     if (batch_idx++ % kLogInterval == 0) {
-      std::printf("\rTrain Epoch: %zu [%5zu/%5zu] Loss: %.4f", epoch, batch_idx * batch.data.size(0), dataset_size,
-                  loss.template item<float>());
+      std::printf("\rTrain Epoch: %zu [%5zu/%5zu] Loss: %.4f", epoch, batch_idx * batch.data.size(0),
+                  dataset_size, loss.template item<float>());
       std::fflush(stdout);
     }
   }
@@ -68,8 +69,8 @@ int main(int argc, char** argv) {
                            .map(torch::data::transforms::Normalize<>(0.25, 0.35))
                            .map(torch::data::transforms::Stack<>());
   const size_t train_dataset_size = train_dataset.size().value();
-  auto train_loader =
-      torch::data::make_data_loader<torch::data::samplers::RandomSampler>(std::move(train_dataset), kTrainBatchSize);
+  auto train_loader = torch::data::make_data_loader<torch::data::samplers::RandomSampler>(
+      std::move(train_dataset), kTrainBatchSize);
   auto test_dataset = glyphs::Glyphs(1000, /*seed=*/2)
                           .map(torch::data::transforms::Normalize<>(0.25, 0.35))
                           .map(torch::data::transforms::Stack<>());

@@ -96,11 +96,12 @@ struct IsSharedPtr<std::shared_ptr<T>> : std::true_type {
 
 /// What Accelerator::prepare(x) takes with one argument.
 template <typename T>
-concept Preparable = requires { typename ModuleTraits<T>::ImplType; } || std::is_base_of_v<torch::optim::Optimizer, T> ||
-                     IsLoaderPtr<T>::value ||
-                     (IsSharedPtr<T>::value && requires {
-                       requires std::is_base_of_v<torch::optim::Optimizer, typename IsSharedPtr<T>::Element>;
-                     });
+concept Preparable = requires {
+  typename ModuleTraits<T>::ImplType;
+}
+|| std::is_base_of_v<torch::optim::Optimizer, T> || IsLoaderPtr<T>::value ||
+    (IsSharedPtr<T>::value &&
+     requires { requires std::is_base_of_v<torch::optim::Optimizer, typename IsSharedPtr<T>::Element>; });
 
 }  // namespace detail
 
@@ -446,7 +447,8 @@ class Accelerator {
   /// from the shards of a sharded model, in fp32). Collective. With `main_process_only` the other
   /// ranks get an empty map.
   template <typename M>
-  std::map<std::string, at::Tensor> get_state_dict(const PreparedModel<M>& model, bool main_process_only = false) {
+  std::map<std::string, at::Tensor> get_state_dict(const PreparedModel<M>& model,
+                                                   bool main_process_only = false) {
     return module_state(*model.state(), main_process_only);
   }
   /// Writes the model's weights as `model.safetensors` (sharded with an index above
@@ -522,7 +524,8 @@ class Accelerator {
   std::shared_ptr<AcceleratedScheduler> prepare_scheduler_fn(std::function<void()> step);
   void prepare_loader(std::shared_ptr<data::DataLoaderBase> loader);
   std::map<std::string, at::Tensor> module_state(detail::ModelState& m, bool main_process_only);
-  std::vector<std::string> save_module(detail::ModelState& m, const std::string& dir, int64_t max_shard_bytes);
+  std::vector<std::string> save_module(detail::ModelState& m, const std::string& dir,
+                                       int64_t max_shard_bytes);
   std::shared_ptr<distributed::ParallelStrategy> strategy_of(const at::Tensor& t) const;
   std::vector<std::shared_ptr<detail::ModelState>> live_models() const;
   SyncGuard accumulate_states(std::vector<std::shared_ptr<detail::ModelState>> states);

@@ -500,7 +500,8 @@ void write_index(const ShardIndex& index, const std::string& path) {
 }
 
 namespace {
-void remove_leftovers(const std::string& folder, const std::string& prefix, const std::vector<std::string>& written);
+void remove_leftovers(const std::string& folder, const std::string& prefix,
+                      const std::vector<std::string>& written);
 }  // namespace
 
 std::vector<std::string> save_checkpoint(const TensorMap& tensors, const std::string& folder,
@@ -558,7 +559,8 @@ std::vector<std::string> save_checkpoint(const TensorMap& tensors, const std::st
 namespace {
 
 // Removes what an earlier save with this prefix left in `folder` and this one did not write.
-void remove_leftovers(const std::string& folder, const std::string& prefix, const std::vector<std::string>& written) {
+void remove_leftovers(const std::string& folder, const std::string& prefix,
+                      const std::vector<std::string>& written) {
   const std::string single = fs::join(folder, prefix + ".safetensors");
   const std::string index_path = fs::join(folder, prefix + ".safetensors.index.json");
   std::set<std::string> keep(written.begin(), written.end());
@@ -637,11 +639,13 @@ std::vector<std::string> save_checkpoint_streaming(
   ShardIndex index;
   index.total_size = total;
   produce([&](const std::string& name, const at::Tensor& t) {
-    ACCEL_CHECK(shard < shards.size(), "save_checkpoint_streaming: tensor '", name, "' arrived after the last one.");
+    ACCEL_CHECK(shard < shards.size(), "save_checkpoint_streaming: tensor '", name,
+                "' arrived after the last one.");
     const TensorMeta& m = layout[shards[shard][pos]];
     ACCEL_CHECK(name == m.name && t.scalar_type() == m.dtype && t.sizes().vec() == m.shape,
-                "save_checkpoint_streaming: expected '", m.name, "' (", m.dtype, " ", c10::IntArrayRef(m.shape),
-                ") next, got '", name, "' (", t.scalar_type(), " ", t.sizes(), ").");
+                "save_checkpoint_streaming: expected '", m.name, "' (", m.dtype, " ",
+                c10::IntArrayRef(m.shape), ") next, got '", name, "' (", t.scalar_type(), " ", t.sizes(),
+                ").");
     at::Tensor c = t.detach().to(at::kCPU).contiguous();
     if (c.numel() > 0) out->write(c.data_ptr(), c.numel() * c.element_size());
     index.weight_map[name] = fs::filename(file_of(shard));

@@ -89,7 +89,8 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
   // Values from the environment (unset: the option's default applies).
   int env_reshard = -1;  // -1 unset, else 0/1
   std::optional<bool> env_offload = std::nullopt, env_ac = std::nullopt;
-  std::optional<bool> env_sharded_sd = std::nullopt, env_fwd_prefetch = std::nullopt, env_bwd_prefetch = std::nullopt;
+  std::optional<bool> env_sharded_sd = std::nullopt, env_fwd_prefetch = std::nullopt,
+                      env_bwd_prefetch = std::nullopt;
   std::optional<AutoWrapPolicy> env_wrap;
   std::vector<std::string> env_classes;
   std::optional<int64_t> env_min_params;
@@ -111,7 +112,8 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
             s == ShardingStrategy::kNoShard)
           env_strategy = s;
       }
-      r.honoured.push_back(std::string("fsdp_version=2, reshard_after_forward=") + (env_reshard != 0 ? "true" : "false"));
+      r.honoured.push_back(std::string("fsdp_version=2, reshard_after_forward=") +
+                           (env_reshard != 0 ? "true" : "false"));
     } else {
       env_strategy = parse_sharding_strategy(get("FSDP_SHARDING_STRATEGY").value_or("FULL_SHARD"));
       r.honoured.push_back("fsdp_version=1");
@@ -134,20 +136,24 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
                   "' is not known; accepted: FULL_STATE_DICT, SHARDED_STATE_DICT, LOCAL_STATE_DICT.");
       env_sharded_sd = t != "FULL_STATE_DICT";
       if (t == "LOCAL_STATE_DICT")
-        r.ignored.push_back("fsdp_state_dict_type=LOCAL_STATE_DICT (saved as SHARDED_STATE_DICT: same files per rank, "
-                            "and they also load on another number of processes)");
+        r.ignored.push_back(
+            "fsdp_state_dict_type=LOCAL_STATE_DICT (saved as SHARDED_STATE_DICT: same files per rank, "
+            "and they also load on another number of processes)");
     }
     env_fwd_prefetch = flag("FSDP_FORWARD_PREFETCH");
     if (auto v = get("FSDP_BACKWARD_PREFETCH")) {
       const std::string t = upper(*v);
-      ACCEL_CHECK(t == "BACKWARD_PRE" || t == "BACKWARD_POST" || t == "NO_PREFETCH", "FSDP_BACKWARD_PREFETCH='", *v,
+      ACCEL_CHECK(t == "BACKWARD_PRE" || t == "BACKWARD_POST" || t == "NO_PREFETCH",
+                  "FSDP_BACKWARD_PREFETCH='", *v,
                   "' is not known; accepted: BACKWARD_PRE, BACKWARD_POST, NO_PREFETCH.");
       env_bwd_prefetch = t != "NO_PREFETCH";
     }
     if (flag("FSDP_SYNC_MODULE_STATES") == std::optional<bool>(false))
-      r.ignored.push_back("fsdp_sync_module_states=false (accel always starts every rank from rank 0's weights)");
+      r.ignored.push_back(
+          "fsdp_sync_module_states=false (accel always starts every rank from rank 0's weights)");
     if (flag("FSDP_ACTIVATION_CHECKPOINTING_OFFLOAD").value_or(false))
-      r.ignored.push_back("fsdp_activation_checkpointing_offload=true (checkpointed inputs stay on the device)");
+      r.ignored.push_back(
+          "fsdp_activation_checkpointing_offload=true (checkpointed inputs stay on the device)");
     if (auto v = get("FSDP_IGNORED_MODULES"))
       r.ignored.push_back(c10::str("fsdp_ignored_modules=", *v, " (every parameter is sharded)"));
   } else if (deepspeed) {
@@ -160,10 +166,11 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
     }
     if (auto v = get("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE")) {
       const std::string d = upper(*v);
-      ACCEL_CHECK(d == "NONE" || d == "CPU" || d == "NVME", "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE='", *v,
-                  "' is not known; accepted: none, cpu, nvme.");
+      ACCEL_CHECK(d == "NONE" || d == "CPU" || d == "NVME", "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE='",
+                  *v, "' is not known; accepted: none, cpu, nvme.");
       if (d == "CPU") env_offload = true;
-      if (d == "NVME") r.ignored.push_back("offload_optimizer_device=nvme (kept in CPU memory instead)"), env_offload = true;
+      if (d == "NVME")
+        r.ignored.push_back("offload_optimizer_device=nvme (kept in CPU memory instead)"), env_offload = true;
     }
     if (auto v = get("ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE"); v && upper(*v) != "NONE")
       r.ignored.push_back(c10::str("offload_param_device=", *v, " (parameter shards stay on the device)"));
@@ -235,7 +242,8 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
   } else if (env_wrap) {
     r.auto_wrap_policy = *env_wrap;
   } else {
-    r.auto_wrap_policy = r.wrap_module_types.empty() ? AutoWrapPolicy::kNoWrap : AutoWrapPolicy::kTransformerBased;
+    r.auto_wrap_policy =
+        r.wrap_module_types.empty() ? AutoWrapPolicy::kNoWrap : AutoWrapPolicy::kTransformerBased;
   }
   ACCEL_CHECK(r.auto_wrap_policy != AutoWrapPolicy::kTransformerBased || !r.wrap_module_types.empty(),
               "sharding: auto_wrap_policy TRANSFORMER_BASED_WRAP needs the module types to wrap "
@@ -246,14 +254,17 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
   r.reshard_after_forward = o.reshard_after_forward().value_or(env_reshard != 0);
   r.offload_params = o.offload_params().value_or(env_offload.value_or(false));
   r.activation_checkpointing = o.activation_checkpointing().value_or(env_ac.value_or(false));
-  const std::string mp_name = mp == MixedPrecision::kBF16 ? "bf16" : mp == MixedPrecision::kFP16 ? "fp16" : "";
+  const std::string mp_name = mp == MixedPrecision::kBF16   ? "bf16"
+                              : mp == MixedPrecision::kFP16 ? "fp16"
+                                                            : "";
   r.param_dtype = o.param_dtype() ? check_dtype_name(*o.param_dtype(), "param_dtype") : mp_name;
   r.reduce_dtype = o.reduce_dtype() ? check_dtype_name(*o.reduce_dtype(), "reduce_dtype") : "fp32";
   r.sharded_state_dict = o.sharded_state_dict().value_or(env_sharded_sd.value_or(true));
   r.forward_prefetch = o.forward_prefetch().value_or(env_fwd_prefetch.value_or(true));
   r.backward_prefetch = o.backward_prefetch().value_or(env_bwd_prefetch.value_or(true));
   if (o.shard_group_size()) {
-    ACCEL_CHECK(*o.shard_group_size() >= 1, "sharding.shard_group_size=", *o.shard_group_size(), " must be >= 1.");
+    ACCEL_CHECK(*o.shard_group_size() >= 1, "sharding.shard_group_size=", *o.shard_group_size(),
+                " must be >= 1.");
     r.shard_group_size = *o.shard_group_size();
   }
   ACCEL_CHECK(o.bucket_cap_mb() > 0, "sharding.bucket_cap_mb=", o.bucket_cap_mb(), " must be > 0.");
@@ -269,8 +280,10 @@ ResolvedSharding resolve_sharding(const ShardingOptions& o, const EnvMap& env, M
     if (r.auto_wrap_policy == AutoWrapPolicy::kSizeBased)
       r.honoured.push_back(c10::str("min_num_params=", r.min_num_params));
     r.honoured.push_back(std::string("offload_params=") + (r.offload_params ? "true" : "false"));
-    r.honoured.push_back(std::string("activation_checkpointing=") + (r.activation_checkpointing ? "true" : "false"));
-    r.honoured.push_back(std::string("state_dict_type=") + (r.sharded_state_dict ? "SHARDED_STATE_DICT" : "FULL_STATE_DICT"));
+    r.honoured.push_back(std::string("activation_checkpointing=") +
+                         (r.activation_checkpointing ? "true" : "false"));
+    r.honoured.push_back(std::string("state_dict_type=") +
+                         (r.sharded_state_dict ? "SHARDED_STATE_DICT" : "FULL_STATE_DICT"));
   }
   return r;
 }

@@ -63,11 +63,11 @@ int64_t parse_label(const std::string& raw, const TextFileOptions& o, const std:
   }
   std::string names;
   for (const auto& n : o.label_names()) names += (names.empty() ? "" : ", ") + n;
-  ACCEL_CHECK_INPUT(false, where, ": cannot read label '", v, "' (column '", o.label_column(), "'). ",
-                    "Accepted: integers", names.empty() ? ", neg/negative/false (0), pos/positive/true (1)"
-                                                        : ", or one of: " + names,
-                    ". HINT: fix the value, or set TextFileOptions::label_names to the label strings "
-                    "in label order.");
+  ACCEL_CHECK_INPUT(
+      false, where, ": cannot read label '", v, "' (column '", o.label_column(), "'). ", "Accepted: integers",
+      names.empty() ? ", neg/negative/false (0), pos/positive/true (1)" : ", or one of: " + names,
+      ". HINT: fix the value, or set TextFileOptions::label_names to the label strings "
+      "in label order.");
   return 0;
 }
 
@@ -148,7 +148,8 @@ TextClassificationDataset parse_csv(const std::string& content, const std::strin
     }
   }
   ACCEL_CHECK_INPUT(!rows.empty(), source, ": the CSV file is empty. HINT: it needs a header row naming ",
-                    "the columns ('", o.text_column(), "', '", o.label_column(), "') and one row per example.");
+                    "the columns ('", o.text_column(), "', '", o.label_column(),
+                    "') and one row per example.");
   const auto& header = rows[0];
   auto find_col = [&](const std::string& name) -> size_t {
     for (size_t k = 0; k < header.size(); ++k) {
@@ -246,8 +247,7 @@ TextClassificationDataset take_balanced(const TextClassificationDataset& data, s
 
 std::pair<TextClassificationDataset, TextClassificationDataset> split_validation(
     const TextClassificationDataset& data, double fraction, uint64_t seed) {
-  ACCEL_CHECK(fraction >= 0.0 && fraction < 1.0, "validation fraction ", fraction,
-              " must be in [0, 1)");
+  ACCEL_CHECK(fraction >= 0.0 && fraction < 1.0, "validation fraction ", fraction, " must be in [0, 1)");
   uint64_t state = seed;
   auto next = [&state] {  // SplitMix64
     uint64_t z = (state += 0x9E3779B97F4A7C15ULL);

@@ -49,8 +49,8 @@ GradReadyHooks::GradReadyHooks(std::vector<at::Tensor> params, std::function<voi
   shared_->owner = this;
   std::weak_ptr<Shared> weak = shared_;
   for (size_t k = 0; k < params_.size(); ++k) {
-    ACCEL_CHECK(params_[k].requires_grad() && params_[k].is_leaf(),
-                "gradient hooks: parameter ", k, " is not a leaf tensor that requires grad.");
+    ACCEL_CHECK(params_[k].requires_grad() && params_[k].is_leaf(), "gradient hooks: parameter ", k,
+                " is not a leaf tensor that requires grad.");
     auto acc = torch::autograd::impl::grad_accumulator(params_[k]);
     ACCEL_INTERNAL_ASSERT(acc, "no gradient accumulator for parameter ", k);
     acc->add_post_hook(std::make_unique<ReadyHook>(weak, [weak, k] {
@@ -95,7 +95,8 @@ void GradReadyHooks::finish() {
 at::Tensor alias_of(const at::Tensor& flat, int64_t offset, at::IntArrayRef sizes) {
   at::Tensor t = at::empty({0}, flat.options().requires_grad(false));
   std::vector<int64_t> strides(sizes.size(), 1);
-  for (int64_t d = static_cast<int64_t>(sizes.size()) - 2; d >= 0; --d) strides[d] = strides[d + 1] * sizes[d + 1];
+  for (int64_t d = static_cast<int64_t>(sizes.size()) - 2; d >= 0; --d)
+    strides[d] = strides[d + 1] * sizes[d + 1];
   t.set_(flat.storage(), flat.storage_offset() + offset, sizes, strides);
   return t;
 }

@@ -25,8 +25,9 @@ struct GradientSynchronizer::Bucket {
   Clock::time_point launched;
 };
 
-GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group, std::vector<at::Tensor> params,
-                                           std::vector<std::string> names, const DDPOptions& options)
+GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group,
+                                           std::vector<at::Tensor> params, std::vector<std::string> names,
+                                           const DDPOptions& options)
     : group_(std::move(group)), options_(options) {
   ACCEL_CHECK(group_, "GradientSynchronizer needs a process group.");
   for (size_t i = 0; i < params.size(); ++i) {
@@ -38,7 +39,8 @@ GradientSynchronizer::GradientSynchronizer(std::shared_ptr<ProcessGroup> group, 
   }
   const double mb = 1024.0 * 1024.0;
   slot_.resize(params_.size());
-  for (auto& plan : plan_buckets(params_, options_.first_bucket_cap_mb() * mb, options_.bucket_cap_mb() * mb)) {
+  for (auto& plan :
+       plan_buckets(params_, options_.first_bucket_cap_mb() * mb, options_.bucket_cap_mb() * mb)) {
     Bucket bucket;
     bucket.params = std::move(plan);
     buckets_.push_back(std::move(bucket));

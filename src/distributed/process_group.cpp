@@ -104,7 +104,9 @@ class Heartbeat {
         prefix_(std::move(prefix)),
         global_ranks_(std::move(global_ranks)) {
     if (period_.count() <= 0) return;
-    std::thread([s = shared_, store = store_, key = key_of(rank), period] { loop(s, store, key, period); }).detach();
+    std::thread([s = shared_, store = store_, key = key_of(rank), period] {
+      loop(s, store, key, period);
+    }).detach();
   }
   ~Heartbeat() {
     {
@@ -236,7 +238,8 @@ class C10dWork : public Work {
       // recv ..."); say it one way.
       const bool timed_out = cause.find("imed out") != std::string::npos;
       throw DistributedError(c10::str(
-          "[rank ", rank_, "] collective '", op_, "' (#", seq_, group_.empty() ? "" : " in group " + group_, ") ",
+          "[rank ", rank_, "] collective '", op_, "' (#", seq_, group_.empty() ? "" : " in group " + group_,
+          ") ",
           timed_out ? c10::str("timed out after ", timeout_.count() / 1000.0, " s") : std::string("failed"),
           ": ", cause,
           heartbeat_ ? Heartbeat::diagnose_within(heartbeat_, seq_, std::chrono::seconds(3)) : std::string(),
@@ -257,8 +260,8 @@ class C10dWork : public Work {
 };
 
 // Makes the backend of a (sub)group over a (prefixed) store.
-using BackendFactory = std::function<c10::intrusive_ptr<c10d::Backend>(c10::intrusive_ptr<c10d::Store>, int rank,
-                                                                       int size)>;
+using BackendFactory =
+    std::function<c10::intrusive_ptr<c10d::Backend>(c10::intrusive_ptr<c10d::Store>, int rank, int size)>;
 
 class C10dProcessGroup : public ProcessGroup {
  public:
@@ -316,15 +319,16 @@ class C10dProcessGroup : public ProcessGroup {
 
   std::shared_ptr<Work> all_gather_into_async(at::Tensor& output, const at::Tensor& input) override {
     ACCEL_CHECK(output.is_contiguous() && input.is_contiguous() && output.numel() == input.numel() * world_,
-                "all_gather_into: output must be contiguous with world_size x input elements (", output.numel(),
-                " vs ", world_, " x ", input.numel(), ").");
+                "all_gather_into: output must be contiguous with world_size x input elements (",
+                output.numel(), " vs ", world_, " x ", input.numel(), ").");
     at::Tensor in = input;
     c10d::AllgatherOptions o;
     o.timeout = timeout_;
     return run("all_gather_into", [&] { return backend_->_allgather_base(output, in, o); });
   }
 
-  std::shared_ptr<Work> reduce_scatter_async(at::Tensor& output, const at::Tensor& input, ReduceOp op) override {
+  std::shared_ptr<Work> reduce_scatter_async(at::Tensor& output, const at::Tensor& input,
+                                             ReduceOp op) override {
     ACCEL_CHECK(output.is_contiguous() && input.is_contiguous() && input.numel() == output.numel() * world_,
                 "reduce_scatter: input must be contiguous with world_size x output elements (", input.numel(),
                 " vs ", world_, " x ", output.numel(), ").");
@@ -335,7 +339,8 @@ class C10dProcessGroup : public ProcessGroup {
     return run("reduce_scatter", [&] { return backend_->_reduce_scatter_base(output, in, o); });
   }
 
-  std::shared_ptr<ProcessGroup> new_subgroup(const std::vector<int>& ranks, const std::string& name) override {
+  std::shared_ptr<ProcessGroup> new_subgroup(const std::vector<int>& ranks,
+                                             const std::string& name) override {
     ACCEL_CHECK(!ranks.empty() && std::is_sorted(ranks.begin(), ranks.end()) &&
                     std::adjacent_find(ranks.begin(), ranks.end()) == ranks.end() && ranks.front() >= 0 &&
                     ranks.back() < world_,
@@ -546,7 +551,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
       o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
     } else if (!options.gloo_socket_ifname.empty()) {
       o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(options.gloo_socket_ifname));
-    } else if (std::string local = local_address_towards(state.master_addr, state.master_port); !local.empty()) {
+    } else if (std::string local = local_address_towards(state.master_addr, state.master_port);
+               !local.empty()) {
       // The interface that reaches the master reaches the other machines too.
       o->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));
     } else {
@@ -586,8 +592,8 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const ProcessState& state, co
                                     " process group failed: ", what_of(std::current_exception()),
                                     "\nHINT: a rank may have died during start-up."));
   }
-  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout, options.heartbeat,
-                                            std::move(factory), "", std::vector<int>{});
+  return std::make_shared<C10dProcessGroup>(store, pg, backend, rank, world, options.timeout,
+                                            options.heartbeat, std::move(factory), "", std::vector<int>{});
 }
 
 }  // namespace accel::distributed

@@ -55,26 +55,26 @@ struct ShardedEngine::Impl {
     std::vector<int64_t> shape;
     int64_t numel = 0;
     size_t group = 0;
-    int64_t offset = 0;        // in the group's flat buffer
+    int64_t offset = 0;          // in the group's flat buffer
     int64_t begin = 0, end = 0;  // piece: flat range of this parameter held by this rank
-    int64_t shard_offset = 0;  // where the piece starts in the group's shard
-    at::Tensor piece;          // master view, end - begin elements
+    int64_t shard_offset = 0;    // where the piece starts in the group's shard
+    at::Tensor piece;            // master view, end - begin elements
   };
 
   struct Group {
     std::string name;
     const torch::nn::Module* unit = nullptr;
-    bool shardable = false;   // FULL_SHARD / HYBRID_SHARD unit
-    bool confirmed = false;   // its forward ran through unit_forward: gathered on demand
+    bool shardable = false;  // FULL_SHARD / HYBRID_SHARD unit
+    bool confirmed = false;  // its forward ran through unit_forward: gathered on demand
     bool gathered = true;
     std::vector<size_t> params;
     int64_t numel = 0, padded = 0, shard = 0;
     c10::ScalarType param_dtype = at::kFloat, master_dtype = at::kFloat;
-    at::Tensor full;      // (padded) param dtype, on the device
-    at::Tensor compute;   // (shard) param dtype, on the device (shardable groups)
-    at::Tensor master;    // (shard) master dtype (CPU when offloading)
+    at::Tensor full;              // (padded) param dtype, on the device
+    at::Tensor compute;           // (shard) param dtype, on the device (shardable groups)
+    at::Tensor master;            // (shard) master dtype (CPU when offloading)
     bool master_in_full = false;  // master is a view of full's slice
-    at::Tensor grad_full;  // (padded) reduce dtype
+    at::Tensor grad_full;         // (padded) reduce dtype
     bool grad_pending = false;
     at::Tensor shard_acc;  // (shard) reduce dtype: reduced gradients set aside
     size_t ready = 0;
@@ -105,7 +105,7 @@ struct ShardedEngine::Impl {
   StepMode mode;
   StepMode bw_mode;
   bool started = false;
-  std::vector<size_t> inflight;  // reduce-scatters launched, not completed
+  std::vector<size_t> inflight;          // reduce-scatters launched, not completed
   std::vector<size_t> order, recording;  // units in forward order
   bool warned_unused = false, warned_unconfirmed = false;
   int backwards = 0;
@@ -195,8 +195,8 @@ struct ShardedEngine::Impl {
       groups.push_back(std::move(g));
     }
     if (full_shard && units.empty()) {
-      logger().warning("sharding: ", to_string(opts.strategy),
-                       " found no unit to shard (auto_wrap_policy ", to_string(opts.auto_wrap_policy),
+      logger().warning("sharding: ", to_string(opts.strategy), " found no unit to shard (auto_wrap_policy ",
+                       to_string(opts.auto_wrap_policy),
                        "): every parameter stays replicated as under SHARD_GRAD_OP (gradients and optimizer "
                        "state are still sharded). HINT: name the layer class to wrap "
                        "(fsdp_transformer_layer_cls_to_wrap, e.g. BertLayer) or use SIZE_BASED_WRAP.");
@@ -219,8 +219,8 @@ struct ShardedEngine::Impl {
     for (size_t k : g.params) {
       ACCEL_CHECK(params[k].tensor.scalar_type() == orig && params[k].tensor.device() == first.device(),
                   "sharding: ", g.name, " mixes dtypes or devices (", params[k].name, " is ",
-                  params[k].tensor.scalar_type(), " on ", params[k].tensor.device(), ", ", params[g.params.front()].name,
-                  " is ", orig, " on ", first.device(),
+                  params[k].tensor.scalar_type(), " on ", params[k].tensor.device(), ", ",
+                  params[g.params.front()].name, " is ", orig, " on ", first.device(),
                   "). HINT: give the unit's parameters one dtype and device before prepare().");
     }
     g.master_dtype = (orig == at::kDouble || orig == at::kFloat) ? orig : at::kFloat;
@@ -250,7 +250,8 @@ struct ShardedEngine::Impl {
     } else {
       g.master = flat.narrow(0, r * g.shard, g.shard).clone();
     }
-    if (g.shardable) g.compute = (same && !offload) ? g.master : g.full.narrow(0, r * g.shard, g.shard).clone();
+    if (g.shardable)
+      g.compute = (same && !offload) ? g.master : g.full.narrow(0, r * g.shard, g.shard).clone();
     flat = at::Tensor();
     // Pieces and parameter views.
     for (size_t k : g.params) {
@@ -491,8 +492,9 @@ struct ShardedEngine::Impl {
     if (!unused.empty() && !warned_unused) {
       warned_unused = true;
       logger().log(LogLevel::kWarning, LogScope::kAllRanks,
-                   c10::str("sharding: ", unused.size(), " parameter(s) received no gradient in this backward (first: ",
-                            unused.front(), "); their gradients are reduced as zeros."));
+                   c10::str("sharding: ", unused.size(),
+                            " parameter(s) received no gradient in this backward (first: ", unused.front(),
+                            "); their gradients are reduced as zeros."));
     }
     for (size_t gi : inflight) complete_reduce_scatter(gi);
     inflight.clear();
@@ -514,10 +516,11 @@ struct ShardedEngine::Impl {
     std::string list;
     for (size_t i = 0; i < missing.size() && i < 4; ++i) list += (i ? ", " : "") + missing[i];
     if (missing.size() > 4) list += ", ...";
-    logger().warning("sharding: ", missing.size(), " unit(s) picked by the wrap policy (", list,
-                     ") never ran their forward through accel::unit_forward, so their parameters stay gathered "
-                     "(replicated). HINT: write the module's forward with accel::unit_forward "
-                     "(include/accel/distributed/unit.h), or wrap another module type.");
+    logger().warning(
+        "sharding: ", missing.size(), " unit(s) picked by the wrap policy (", list,
+        ") never ran their forward through accel::unit_forward, so their parameters stay gathered "
+        "(replicated). HINT: write the module's forward with accel::unit_forward "
+        "(include/accel/distributed/unit.h), or wrap another module type.");
   }
 
   // ---- after the optimizer ------------------------------------------------------------------
@@ -646,8 +649,8 @@ void ShardedEngine::load_parameters(const RangeReader& read) {
   impl_->sync_from_master();
 }
 
-void ShardedEngine::for_each_full_tensor(const std::function<void(const std::string&, const at::Tensor&)>& sink,
-                                         bool all_ranks) {
+void ShardedEngine::for_each_full_tensor(
+    const std::function<void(const std::string&, const at::Tensor&)>& sink, bool all_ranks) {
   std::lock_guard<std::recursive_mutex> lock(impl_->mu);
   torch::NoGradGuard no_grad;
   const bool me = all_ranks || impl_->mesh->world()->rank() == 0;
@@ -676,7 +679,8 @@ std::vector<ParallelStrategy::TensorInfo> ShardedEngine::full_layout() const {
     for (size_t k : g.params) out.push_back({impl_->params[k].name, g.master_dtype, impl_->params[k].shape});
   }
   for (auto& item : impl_->module->named_parameters()) {
-    if (!item.value().requires_grad()) out.push_back({item.key(), item.value().scalar_type(), item.value().sizes().vec()});
+    if (!item.value().requires_grad())
+      out.push_back({item.key(), item.value().scalar_type(), item.value().sizes().vec()});
   }
   for (auto& item : impl_->module->named_buffers())
     out.push_back({item.key(), item.value().scalar_type(), item.value().sizes().vec()});
@@ -722,7 +726,8 @@ at::Tensor ShardedEngine::run_unit(torch::nn::Module& module,
     const auto pdt = d.groups[static_cast<size_t>(gi)].param_dtype;
     if (pdt == at::kBFloat16 || pdt == at::kHalf) {
       for (const auto& x : inputs) {
-        cast_inputs.push_back(x.defined() && at::isFloatingType(x.scalar_type()) && x.scalar_type() != pdt ? x.to(pdt) : x);
+        cast_inputs.push_back(
+            x.defined() && at::isFloatingType(x.scalar_type()) && x.scalar_type() != pdt ? x.to(pdt) : x);
       }
       args = &cast_inputs;
     }

@@ -93,11 +93,11 @@ struct DDPOptions {
 
 /// Sharding strategies of sharded data parallel: FSDP's names, DeepSpeed's ZeRO stages.
 enum class ShardingStrategy {
-  kNoShard,         ///< DDP: everything replicated (FSDP NO_SHARD, ZeRO stage 0)
-  kShardOptimizer,  ///< ZeRO-1: optimizer states sharded (DeepSpeed zero_stage 1)
-  kShardGradOp,     ///< ZeRO-2: gradients and optimizer states sharded (FSDP SHARD_GRAD_OP, zero_stage 2)
-  kFullShard,       ///< ZeRO-3: parameters too, gathered per unit (FSDP FULL_SHARD, zero_stage 3)
-  kHybridShard,     ///< FULL_SHARD inside each machine, replicated across machines (FSDP HYBRID_SHARD)
+  kNoShard,            ///< DDP: everything replicated (FSDP NO_SHARD, ZeRO stage 0)
+  kShardOptimizer,     ///< ZeRO-1: optimizer states sharded (DeepSpeed zero_stage 1)
+  kShardGradOp,        ///< ZeRO-2: gradients and optimizer states sharded (FSDP SHARD_GRAD_OP, zero_stage 2)
+  kFullShard,          ///< ZeRO-3: parameters too, gathered per unit (FSDP FULL_SHARD, zero_stage 3)
+  kHybridShard,        ///< FULL_SHARD inside each machine, replicated across machines (FSDP HYBRID_SHARD)
   kHybridShardGradOp,  ///< SHARD_GRAD_OP inside each machine, replicated across (HYBRID_SHARD_ZERO2)
 };
 
@@ -110,9 +110,9 @@ std::string to_string(ShardingStrategy strategy);
 
 /// Which submodules become units of the sharded engine (Accelerate's fsdp_auto_wrap_policy).
 enum class AutoWrapPolicy {
-  kNoWrap,           ///< one unit: the whole model
-  kTransformerBased, ///< every module whose type is in wrap_module_types (e.g. BertLayer)
-  kSizeBased,        ///< every module with at least min_num_params parameters not in a smaller unit
+  kNoWrap,            ///< one unit: the whole model
+  kTransformerBased,  ///< every module whose type is in wrap_module_types (e.g. BertLayer)
+  kSizeBased,         ///< every module with at least min_num_params parameters not in a smaller unit
 };
 /// TRANSFORMER_BASED_WRAP | SIZE_BASED_WRAP | NO_WRAP (case-insensitive). Throws accel::Error.
 AutoWrapPolicy parse_auto_wrap_policy(const std::string& value);

@@ -296,8 +296,8 @@ template <typename Collate>
 requires std::invocable<Collate&, const Indices&>
 auto make_loader(int64_t dataset_size, Collate collate, DataLoaderOptions options) {
   using Batch = std::decay_t<std::invoke_result_t<Collate&, const Indices&>>;
-  return std::make_shared<DataLoader<Batch>>(dataset_size, std::function<Batch(const Indices&)>(std::move(collate)),
-                                             std::move(options));
+  return std::make_shared<DataLoader<Batch>>(
+      dataset_size, std::function<Batch(const Indices&)>(std::move(collate)), std::move(options));
 }
 
 /// A loader over a LibTorch dataset (torch::data::datasets::Dataset or BatchDataset, with its
@@ -310,17 +310,20 @@ requires requires(Dataset& d, std::vector<size_t> i) {
   { d.size() } -> std::convertible_to<std::optional<size_t>>;
 }
 auto make_dataset_loader(Dataset dataset, DataLoaderOptions options) {
-  using Batch = std::decay_t<decltype(std::declval<Dataset&>().get_batch(std::declval<std::vector<size_t>>()))>;
+  using Batch =
+      std::decay_t<decltype(std::declval<Dataset&>().get_batch(std::declval<std::vector<size_t>>()))>;
   const std::optional<size_t> size = dataset.size();
-  ACCEL_CHECK(size.has_value(),
-              "make_dataset_loader: the dataset does not know its size (size() returned nullopt). HINT: accel "
-              "shards datasets by index; give the dataset a size.");
+  ACCEL_CHECK(
+      size.has_value(),
+      "make_dataset_loader: the dataset does not know its size (size() returned nullopt). HINT: accel "
+      "shards datasets by index; give the dataset a size.");
   auto shared = std::make_shared<const Dataset>(std::move(dataset));
   std::function<Batch(const Indices&)> collate = [shared](const Indices& idx) {
     Dataset local = *shared;
     return local.get_batch(std::vector<size_t>(idx.begin(), idx.end()));
   };
-  return std::make_shared<DataLoader<Batch>>(static_cast<int64_t>(*size), std::move(collate), std::move(options));
+  return std::make_shared<DataLoader<Batch>>(static_cast<int64_t>(*size), std::move(collate),
+                                             std::move(options));
 }
 
 /// A loader over tensors sharing their first dimension (like torch's TensorDataset): each batch

@@ -67,7 +67,7 @@ class GradientSynchronizer {
   std::vector<std::string> names_;
   std::vector<Bucket> buckets_;
   std::vector<std::pair<size_t, int64_t>> slot_;  // param -> (bucket, offset)
-  std::vector<char> pending_;  // the slot holds gradients set aside on earlier micro-steps
+  std::vector<char> pending_;                     // the slot holds gradients set aside on earlier micro-steps
   bool communicate_ = true;
   bool optimizer_steps_ = true;
   // Mode of the backward in flight (fixed at its first hook).

@@ -74,7 +74,8 @@ class ProcessGroup {
   /// the rendezvous store, timeout and heartbeats. Only the members call it, each with the same
   /// `ranks` and `name`; `name` must be unique among the groups created from this one. Errors
   /// name the members by their rank in this group.
-  virtual std::shared_ptr<ProcessGroup> new_subgroup(const std::vector<int>& ranks, const std::string& name) = 0;
+  virtual std::shared_ptr<ProcessGroup> new_subgroup(const std::vector<int>& ranks,
+                                                     const std::string& name) = 0;
   /// This group's rank `r` as a rank of the world group (for messages).
   virtual int global_rank(int r) const = 0;
 

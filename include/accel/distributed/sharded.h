@@ -64,7 +64,8 @@ class ShardedEngine : public ParallelStrategy, public accel::detail::UnitRunner 
                             bool all_ranks) override;
 
   // UnitRunner
-  at::Tensor run_unit(torch::nn::Module& module, const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
+  at::Tensor run_unit(torch::nn::Module& module,
+                      const std::function<at::Tensor(const std::vector<at::Tensor>&)>& fn,
                       const std::vector<at::Tensor>& inputs) override;
 
   /// The modules that are units (for registration with unit_forward).
@@ -74,9 +75,9 @@ class ShardedEngine : public ParallelStrategy, public accel::detail::UnitRunner 
 
   /// One flat group, for tests, benchmarks and `accel env`.
   struct GroupInfo {
-    std::string name;              ///< "unit <module path>" or "bucket <i>"
-    bool sharded_params = false;   ///< gathered on demand (FULL_SHARD units)
-    int64_t numel = 0, padded = 0; ///< elements, and after padding to a multiple of S
+    std::string name;               ///< "unit <module path>" or "bucket <i>"
+    bool sharded_params = false;    ///< gathered on demand (FULL_SHARD units)
+    int64_t numel = 0, padded = 0;  ///< elements, and after padding to a multiple of S
     std::vector<std::string> params;
   };
   std::vector<GroupInfo> groups() const;

@@ -30,10 +30,10 @@ struct StepMode {
 
 /// One piece of a model tensor held by this rank: elements [begin, end) of the flattened tensor.
 struct TensorPiece {
-  std::string name;             ///< the parameter's name in the model (named_parameters())
-  std::vector<int64_t> shape;   ///< the full tensor's shape
-  int64_t begin = 0, end = 0;   ///< flat range held here
-  at::Tensor data;              ///< 1-D, end - begin elements (the master copy under mixed precision)
+  std::string name;            ///< the parameter's name in the model (named_parameters())
+  std::vector<int64_t> shape;  ///< the full tensor's shape
+  int64_t begin = 0, end = 0;  ///< flat range held here
+  at::Tensor data;             ///< 1-D, end - begin elements (the master copy under mixed precision)
 };
 
 /// Reads elements [begin, end) of the flattened tensor `name` (from a checkpoint, whatever its
@@ -67,9 +67,9 @@ class ParallelStrategy {
 
   /// Communication of the last synchronised backward, for benchmarks and tests.
   struct CommStats {
-    double exposed_wait_s = 0;   ///< waited after backward (or in forward) for communication
-    double total_s = 0;          ///< from the first launch to the last completion (DDP)
-    int64_t syncs = 0;           ///< synchronised backward passes so far
+    double exposed_wait_s = 0;          ///< waited after backward (or in forward) for communication
+    double total_s = 0;                 ///< from the first launch to the last completion (DDP)
+    int64_t syncs = 0;                  ///< synchronised backward passes so far
     std::vector<int64_t> bucket_sizes;  ///< elements per communication bucket / group
   };
   virtual CommStats comm_stats() const { return {}; }
@@ -114,6 +114,7 @@ std::string short_type_name(const std::string& name);
 /// over `mesh`. Throws accel::Error when the options ask for something impossible.
 std::shared_ptr<ParallelStrategy> make_strategy(const std::shared_ptr<torch::nn::Module>& module,
                                                 const std::shared_ptr<ProcessMesh>& mesh,
-                                                const AcceleratorOptions& options, const ResolvedOptions& resolved);
+                                                const AcceleratorOptions& options,
+                                                const ResolvedOptions& resolved);
 
 }  // namespace accel::distributed

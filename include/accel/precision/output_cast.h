@@ -37,7 +37,9 @@ T to_fp32(T value) {
 template <>
 struct OutputCast<at::Tensor> {
   static at::Tensor apply(at::Tensor t) {
-    return t.defined() && (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf) ? t.to(at::kFloat) : t;
+    return t.defined() && (t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf)
+               ? t.to(at::kFloat)
+               : t;
   }
 };
 
@@ -59,13 +61,16 @@ struct OutputCast<std::map<K, V>> {
 
 template <typename A, typename B>
 struct OutputCast<std::pair<A, B>> {
-  static std::pair<A, B> apply(std::pair<A, B> p) { return {to_fp32(std::move(p.first)), to_fp32(std::move(p.second))}; }
+  static std::pair<A, B> apply(std::pair<A, B> p) {
+    return {to_fp32(std::move(p.first)), to_fp32(std::move(p.second))};
+  }
 };
 
 template <typename... Ts>
 struct OutputCast<std::tuple<Ts...>> {
   static std::tuple<Ts...> apply(std::tuple<Ts...> t) {
-    return std::apply([](auto&&... xs) { return std::tuple<Ts...>(to_fp32(std::move(xs))...); }, std::move(t));
+    return std::apply([](auto&&... xs) { return std::tuple<Ts...>(to_fp32(std::move(xs))...); },
+                      std::move(t));
   }
 };
 
