@@ -28,7 +28,8 @@ num_processes: 2
 use_cpu: true
 YAML
 check "accel test (2 processes from a config file)" "$accel" test --config_file "$cfg"
-check "accel test bf16 override" "$accel" launch --config_file "$cfg" --mixed_precision bf16 "$(dirname "$accel")/accel-check"
+check "accel test bf16 override" "$accel" launch --config_file "$cfg" --main_process_port 0 --mixed_precision bf16 \
+  "$(dirname "$accel")/accel-check"
 rm -rf "$(dirname "$cfg")"
 # Config files written by the real Accelerate 1.15 (tests/fixtures/configs) load and launch.
 fixtures="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../fixtures/configs" && pwd)"
@@ -50,6 +51,9 @@ for f in single_cpu.yaml multi_cpu.yaml multi_cpu.json multi_gpu.yaml multi_node
          deepspeed_zero1.yaml deepspeed_zero2.yaml deepspeed_zero3.yaml; do
   check "accel launch --config_file $f: no warning" no_warning "$fixtures/$f"
 done
-check "accel test --config_file fsdp2_cpu.yaml (FSDP on 2 CPU processes)" "$accel" test --config_file "$fixtures/fsdp2_cpu.yaml"
+# As `accel test --config_file fsdp2_cpu.yaml`, on a free port (the file's default, 29500, may be
+# taken by a test running beside this one).
+check "accel-check with fsdp2_cpu.yaml (FSDP on 2 CPU processes)" "$accel" launch --config_file "$fixtures/fsdp2_cpu.yaml" \
+  --main_process_port 0 "$(dirname "$accel")/accel-check"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
